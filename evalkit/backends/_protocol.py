@@ -1,0 +1,79 @@
+"""The backend contract: three methods, like lm-eval's LM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from evalkit.types import (
+    Completion,
+    Conversation,
+    GenConfig,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    TokenLogprobs,
+)
+
+__all__ = ["Backend", "ModelIdentity", "TokenizerAccess"]
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a backend evaluates. Goes into results.json and into every cache key.
+
+    `revision` pins the weights: a hub revision, a file hash, or a server-reported model version.
+    Never holds secrets.
+    """
+
+    backend: str
+    model: str
+    revision: str = ""
+    details: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"backend": self.backend, "model": self.model, "revision": self.revision, **self.details}
+
+    def cache_key(self) -> str:
+        extra = ",".join(f"{k}={v}" for k, v in sorted(self.details.items()))
+        return f"{self.backend}|{self.model}|{self.revision}|{extra}"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that can score and generate text.
+
+    A backend that cannot serve one of the three methods raises `UnsupportedRequest` with a message that
+    names the alternative (e.g. "use generative multiple choice").
+    """
+
+    @property
+    def identity(self) -> ModelIdentity: ...
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """Log-probability of each continuation given its context, and whether it is the greedy one."""
+        ...
+
+    def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None) -> list[TokenLogprobs]:
+        """Per-token log-probabilities of whole texts in windows of the model's max length.
+
+        `stride=None` (or the max length) gives disjoint windows (lm-eval); a smaller stride gives each window
+        `max_length - stride` tokens of left context (HF perplexity guide).
+        """
+        ...
+
+    def generate(self, conversations: Sequence[Conversation], config: GenConfig) -> list[Completion]:
+        """One `Completion` (with `config.n` texts) per conversation, through the model's chat template."""
+        ...
+
+
+@runtime_checkable
+class TokenizerAccess(Protocol):
+    """Optional capability of backends that own a tokenizer (used for prompt truncation)."""
+
+    @property
+    def max_length(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, tokens: Sequence[int]) -> str: ...

@@ -1,0 +1,140 @@
+"""The `evalkit` command line. Heavy imports (torch, transformers) happen inside commands, never at import,
+so `evalkit --help`, `evalkit tasks` and `evalkit models` answer fast.
+
+Exit codes: 0 ok, 1 gate failed, 2 user error (one line on stderr, no traceback), 3 internal error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from evalkit.errors import EvalkitError
+
+app = typer.Typer(
+    name="evalkit",
+    help="Evaluate LLMs: perplexity, C-Eval/CMMLU, MT-Bench with voting judges, LongBench; HTML leaderboards.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules that add commands (each has `register(app)`); they must import only typer/stdlib at module level.
+_COMMAND_MODULES = (
+    "evalkit.report._cli",
+    "evalkit.judges._cli",
+    "evalkit.server._cli",
+    "evalkit.gate._cli",
+)
+
+
+class GateFailed(Exception):
+    """Raised by `evalkit gate` to exit with status 1."""
+
+
+@app.command()
+def run(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name (evalkit models) or hf:/vllm:/openai: spec")] = "smollm2",
+    tasks: Annotated[str, typer.Option("--tasks", "-t", help="Comma list; task:subset,subset selects subsets")] = "ceval,cmmlu,wikitext",
+    model_args: Annotated[Optional[str], typer.Option(help="Backend options key=value,...")] = None,
+    task_args: Annotated[Optional[str], typer.Option(help="Task options key=value,... (e.g. prompt_style=lmeval)")] = None,
+    num_fewshot: Annotated[Optional[int], typer.Option(help="Override the tasks' few-shot count")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most N samples per subset (per task if it has none)")] = None,
+    batch_size: Annotated[Optional[str], typer.Option(help="N or auto")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(envvar="EVALKIT_DATA_DIR", help="Local data, searched first")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Runs directory")] = Path("runs"),
+    base_url: Annotated[Optional[str], typer.Option(help="Base URL for openai: models")] = None,
+    judge: Annotated[Optional[str], typer.Option(help="Judge definition for judged tasks")] = None,
+    judge_model: Annotated[Optional[list[str]], typer.Option(help="Judge model spec (repeat for a panel)")] = None,
+    judge_args: Annotated[Optional[str], typer.Option(help="Judge backend options key=value,...")] = None,
+    judge_votes: Annotated[int, typer.Option(help="Samples per judge")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and shuffles")] = 0,
+    cache: Annotated[Optional[Path], typer.Option(help="Response cache file (default runs/.cache.sqlite)")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache")] = False,
+    executor: Annotated[str, typer.Option(help="local or ray")] = "local",
+    concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests for API backends")] = None,
+) -> None:
+    """Evaluate a model on tasks and write runs/<run_id>/ (results.json, samples/, manifest.json)."""
+    from evalkit.runner import RunOptions, run_from_cli
+
+    options = RunOptions(
+        model=model, tasks=tasks, model_args=model_args, task_args=task_args, num_fewshot=num_fewshot,
+        limit=limit, batch_size=batch_size, data_dir=data_dir, output=output, base_url=base_url, judge=judge,
+        judge_models=tuple(judge_model or ()), judge_args=judge_args, judge_votes=judge_votes, seed=seed,
+        cache=cache, no_cache=no_cache, executor=executor, concurrency=concurrency)
+    run_from_cli(options)
+
+
+@app.command("tasks")
+def list_tasks() -> None:
+    """List the task definitions evalkit knows (built-in and from EVALKIT_TASKS_PATH)."""
+    from evalkit.tasks._registry import print_task_table
+
+    print_task_table()
+
+
+@app.command("models")
+def list_models() -> None:
+    """List the model catalog (built-in names and the user's evalkit.yaml)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from evalkit.backends._registry import catalog
+
+    table = Table("name", "spec", "description", title="evalkit models")
+    for entry in catalog().values():
+        table.add_row(entry.name, entry.spec, entry.description)
+    Console().print(table)
+    Console().print("Explicit forms: hf:<path-or-hub-id>, vllm:<hub-id>, openai:<model> (+ --base-url)")
+
+
+def _register_commands() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name.startswith(exc.name):
+                continue  # that part of evalkit is not built yet
+            raise
+        module.register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the app and maps exceptions to exit codes."""
+    import click
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except GateFailed:
+        return 1
+    except EvalkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted: completed samples are kept in the run directory and cache", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - last resort: an internal error, with the traceback for a bug report
+        traceback.print_exc()
+        print("internal error: please report it with the traceback above", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

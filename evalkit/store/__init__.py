@@ -1,0 +1,5 @@
+"""Run directories, the response cache and resume."""
+
+from evalkit.store._rundir import RunDir, file_sha256, new_run_id, read_jsonl, read_results
+
+__all__ = ["RunDir", "file_sha256", "new_run_id", "read_jsonl", "read_results"]

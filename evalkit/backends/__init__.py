@@ -1,6 +1,6 @@
 """Backends: the three-method contract and the registry that builds them from model names."""
 
-from evalkit.backends._protocol import Backend, ModelIdentity, TokenizerAccess
+from evalkit.backends._protocol import Backend, ChatRendering, ModelIdentity, RawCompletion, TokenizerAccess
 from evalkit.backends._registry import (
     CatalogEntry,
     catalog,
@@ -13,7 +13,9 @@ from evalkit.backends._registry import (
 __all__ = [
     "Backend",
     "CatalogEntry",
+    "ChatRendering",
     "ModelIdentity",
+    "RawCompletion",
     "TokenizerAccess",
     "catalog",
     "load_backend",

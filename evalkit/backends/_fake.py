@@ -109,6 +109,17 @@ class FakeBackend:
                                   tuple("stop" for _ in picked)))
         return out
 
+    def complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
+        """Raw completion: the script is matched against the whole prompt."""
+        from evalkit.types import Message
+
+        return self.generate([(Message("user", p),) for p in prompts], config)
+
+    def render_chat(self, conversation: Conversation, *, add_generation_prompt: bool = True) -> str:
+        """A minimal, fixed chat format: `<|role|>\ncontent\n` per message."""
+        text = "".join(f"<|{m.role}|>\n{m.content}\n" for m in conversation)
+        return text + ("<|assistant|>\n" if add_generation_prompt else "")
+
     def _reply_texts(self, last_user: str) -> list[str]:
         for pattern, texts in self.replies:
             if pattern.search(last_user):

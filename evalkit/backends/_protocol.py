@@ -15,7 +15,7 @@ from evalkit.types import (
     TokenLogprobs,
 )
 
-__all__ = ["Backend", "ModelIdentity", "TokenizerAccess"]
+__all__ = ["Backend", "ChatRendering", "ModelIdentity", "RawCompletion", "TokenizerAccess"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +77,19 @@ class TokenizerAccess(Protocol):
     def encode(self, text: str) -> list[int]: ...
 
     def decode(self, tokens: Sequence[int]) -> str: ...
+
+
+@runtime_checkable
+class RawCompletion(Protocol):
+    """Optional capability: continue raw prompt text without a chat template (LongBench's no-template datasets,
+    /v1/completions)."""
+
+    def complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]: ...
+
+
+@runtime_checkable
+class ChatRendering(Protocol):
+    """Optional capability: the exact prompt text the chat template makes of a conversation (judges that read
+    verdict probabilities append a forced prefix to it and score options with `loglikelihood`)."""
+
+    def render_chat(self, conversation: Conversation, *, add_generation_prompt: bool = True) -> str: ...

@@ -28,11 +28,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
-from evalkit.backends._protocol import Backend, ModelIdentity
+from evalkit.backends._protocol import Backend, ModelIdentity, RawCompletion
 from evalkit.errors import CacheError
 from evalkit.types import (
     Completion,
@@ -205,7 +205,8 @@ class CachedBackend:
         if name in ("inner", "store"):  # not set yet (failed __init__): avoid recursion
             raise AttributeError(name)
         if name == "complete":
-            getattr(self.inner, "complete")  # AttributeError when the inner backend cannot complete raw text
+            if not isinstance(self.inner, RawCompletion):
+                raise AttributeError("complete")  # the inner backend cannot complete raw text
             return self._complete
         return getattr(self.inner, name)
 
@@ -238,7 +239,7 @@ class CachedBackend:
 
     def _complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
         keys = self._gen_keys("complete", list(prompts), config)
-        inner_complete: Callable[[Sequence[str], GenConfig], list[Completion]] = getattr(self.inner, "complete")
+        inner_complete = cast(RawCompletion, self.inner).complete
         return self._serve(keys, list(prompts), "complete", lambda chunk: inner_complete(chunk, config),
                            _completion_to_json, _completion_from_json)
 

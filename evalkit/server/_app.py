@@ -1,0 +1,249 @@
+"""An OpenAI-compatible HTTP server over any evalkit backend (FastAPI): /v1/models, /v1/chat/completions,
+/v1/completions (text continuation, and echo + logprobs for scoring).
+
+Backend calls run one at a time (a lock), in FastAPI's worker threads, so a backend need not be thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from evalkit.backends._protocol import Backend, RawCompletion
+from evalkit.errors import BackendError, EvalkitError, UnsupportedRequest
+from evalkit.server._faults import FaultSchedule, install_faults
+from evalkit.server._scoring import score_rolling, score_split
+from evalkit.types import Completion, GenConfig, Message
+
+__all__ = ["ApiError", "create_app"]
+
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+class ApiError(Exception):
+    """An error answered as OpenAI's `{"error": {...}}` body with an HTTP status."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
+    max_tokens: int | None = Field(default=None, ge=0)
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1, le=128)
+    seed: int | None = None
+    stream: bool = False
+
+
+class ChatMessageIn(BaseModel):
+    """One incoming chat message; content may be a string or a list of text parts."""
+
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(_Body):
+    """The subset of OpenAI's chat completion request that evalkit serves."""
+
+    messages: list[ChatMessageIn]
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+
+
+class CompletionRequest(_Body):
+    """The subset of OpenAI's (legacy) completion request that evalkit serves, plus evalkit's scoring hints."""
+
+    prompt: str | list[str]
+    echo: bool = False
+    logprobs: int | None = Field(default=None, ge=0, le=20)
+    evalkit_context_chars: int | list[int] | None = None
+    evalkit_rolling: bool = False
+    evalkit_stride: int | None = Field(default=None, ge=1)
+
+
+def _config(body: _Body, max_tokens: int | None, default_max: int = 256) -> GenConfig:
+    if body.stream:
+        raise ApiError(400, "stream=true is not supported by evalkit serve; send stream=false")
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    return GenConfig(temperature=body.temperature, top_k=body.top_k, top_p=body.top_p,
+                     max_tokens=default_max if max_tokens is None else max_tokens, stop=stop, n=body.n,
+                     seed=body.seed)
+
+
+def _message(msg: ChatMessageIn) -> Message:
+    role = _ROLES.get(msg.role)
+    if role is None:
+        raise ApiError(400, f"message role '{msg.role}' is not supported (use system, user or assistant)")
+    content = msg.content
+    if isinstance(content, list):
+        content = "".join(str(p.get("text", "")) for p in content if p.get("type", "text") == "text")
+    return Message(role, content or "")  # type: ignore[arg-type]
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+class _Service:
+    """The backend plus the lock that serialises calls to it."""
+
+    def __init__(self, backend: Backend, model_name: str) -> None:
+        self.backend = backend
+        self.model_name = model_name
+        self.lock = threading.Lock()
+
+    def check_model(self, model: str) -> None:
+        if model != self.model_name:
+            raise ApiError(404, f"model '{model}' is not served here; this server serves '{self.model_name}'",
+                           "model_not_found")
+
+    def chat(self, req: ChatRequest) -> dict[str, Any]:
+        self.check_model(req.model)
+        config = _config(req, req.max_completion_tokens or req.max_tokens)
+        conversation = tuple(_message(m) for m in req.messages)
+        with self.lock:
+            done = self.backend.generate([conversation], config)[0]
+        choices = [{"index": i, "message": {"role": "assistant", "content": text},
+                    "finish_reason": _finish(done, i), "logprobs": None} for i, text in enumerate(done.texts)]
+        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+                "model": self.model_name, "choices": choices,
+                "usage": _usage(done.usage.prompt_tokens, done.usage.completion_tokens)}
+
+    def complete(self, req: CompletionRequest) -> dict[str, Any]:
+        self.check_model(req.model)
+        prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
+        config = _config(req, req.max_tokens, default_max=16)
+        hints = req.evalkit_context_chars
+        hint_list = [hints] * len(prompts) if isinstance(hints, int) else hints
+        if hint_list is not None and len(hint_list) != len(prompts):
+            raise ApiError(400, f"evalkit_context_chars has {len(hint_list)} entries for {len(prompts)} prompts")
+        choices: list[dict[str, Any]] = []
+        prompt_tokens = completion_tokens = 0
+        with self.lock:
+            scores = [self._score(p, req, None if hint_list is None else hint_list[i]) for i, p in enumerate(prompts)]
+            generated = self._generate(prompts, config) if config.max_tokens > 0 else None
+        for i, prompt in enumerate(prompts):
+            score = scores[i]
+            prompt_tokens += score["num_tokens"] if score else len(prompt)
+            texts = generated[i].texts if generated else ("",) * config.n
+            for j, text in enumerate(texts):
+                choice: dict[str, Any] = {"index": i * config.n + j, "text": (prompt if req.echo else "") + text,
+                                          "finish_reason": _finish(generated[i], j) if generated else "length",
+                                          "logprobs": None}
+                if score is not None:
+                    choice["logprobs"] = _with_generated(score["logprobs"], text, len(prompt))
+                    if "raw" in score:
+                        choice["evalkit_token_logprobs"] = score["raw"]
+                        choice["evalkit_windows"] = score["windows"]
+                choices.append(choice)
+            if generated:
+                completion_tokens += generated[i].usage.completion_tokens
+        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+                "model": self.model_name, "choices": choices, "usage": _usage(prompt_tokens, completion_tokens)}
+
+    def _score(self, prompt: str, req: CompletionRequest, hint: int | None) -> dict[str, Any] | None:
+        if req.logprobs is None:
+            return None
+        if not req.echo:
+            if req.max_tokens == 0:
+                raise ApiError(400, "max_tokens=0 with logprobs needs echo=true (scoring the prompt)")
+            raise ApiError(400, "logprobs of generated tokens are not available from evalkit serve; "
+                                "use echo=true with max_tokens=0 to score a prompt")
+        if hint is not None and not req.evalkit_rolling:
+            return score_split(self.backend, prompt, hint)
+        return score_rolling(self.backend, prompt, stride=req.evalkit_stride)
+
+    def _generate(self, prompts: list[str], config: GenConfig) -> list[Completion]:
+        if not isinstance(self.backend, RawCompletion):
+            raise ApiError(400, "this backend cannot continue raw text; use /v1/chat/completions, or "
+                                "max_tokens=0 with echo+logprobs to score")
+        return self.backend.complete(prompts, config)
+
+
+def _finish(done: Completion, i: int) -> str:
+    return done.finish_reasons[i] if i < len(done.finish_reasons) and done.finish_reasons[i] else "stop"
+
+
+def _with_generated(logprobs: dict[str, Any], text: str, prompt_len: int) -> dict[str, Any]:
+    """Append generated text as one token without a logprob (evalkit backends give none for samples)."""
+    if not text:
+        return logprobs
+    out = {k: (list(v) if isinstance(v, list) else v) for k, v in logprobs.items()}
+    out["tokens"].append(text)
+    out["token_logprobs"].append(None)
+    out["text_offset"].append(prompt_len)
+    if out["top_logprobs"] is not None:
+        out["top_logprobs"].append(None)
+    return out
+
+
+def _error(status: int, message: str, kind: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+
+
+def create_app(backend: Backend, model_name: str, *, faults: FaultSchedule | None = None) -> FastAPI:
+    """The FastAPI app serving `backend` under the name `model_name`.
+
+    Args:
+        backend: any evalkit backend.
+        model_name: the id listed by /v1/models and expected in requests' `model`.
+        faults: a deterministic fault schedule (tests of API clients); None serves normally.
+    """
+    service = _Service(backend, model_name)
+    app = FastAPI(title="evalkit serve", version="1")
+    app.state.service = service
+    if faults is not None:
+        install_faults(app, faults)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.kind)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(400, f"invalid request: {where}: {first.get('msg', exc)}", "invalid_request_error")
+
+    @app.exception_handler(EvalkitError)
+    async def _backend_error(_request: Request, exc: EvalkitError) -> JSONResponse:
+        status = 400 if isinstance(exc, UnsupportedRequest) else 500
+        kind = "unsupported_request" if isinstance(exc, UnsupportedRequest) else (
+            "backend_error" if isinstance(exc, BackendError) else "server_error")
+        return _error(status, str(exc), kind)
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        identity = backend.identity
+        return {"object": "list", "data": [{"id": model_name, "object": "model", "created": 0,
+                                            "owned_by": "evalkit", "root": identity.model,
+                                            "evalkit_identity": identity.as_dict()}]}
+
+    @app.post("/v1/chat/completions")
+    def chat(req: ChatRequest) -> dict[str, Any]:
+        return service.chat(req)
+
+    @app.post("/v1/completions")
+    def completions(req: CompletionRequest) -> dict[str, Any]:
+        return service.complete(req)
+
+    @app.get("/health")
+    def health() -> dict[str, Literal["ok"]]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,72 @@
+"""Echoed prompt logprobs for /v1/completions, computed with an evalkit backend's own methods.
+
+Two ways to score a prompt:
+
+- standard (any OpenAI client): the backend's `loglikelihood_rolling` over the whole prompt, split into the
+  backend's tokens (`encode`/`decode` where it has a tokenizer). The Backend contract gives no alternatives,
+  so `top_logprobs` is null.
+- exact split (`evalkit_context_chars: N`, sent by evalkit's OpenAI backend once /v1/models says the server
+  is evalkit): the backend's `loglikelihood(prompt[:N], prompt[N:])`, returned as two segments, context
+  (no logprob) and continuation (its summed logprob, top-1 when greedy). A client summing the continuation's
+  tokens gets the wrapped backend's number exactly, and is_greedy with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from evalkit.backends._protocol import Backend, TokenizerAccess
+from evalkit.types import LoglikelihoodRequest
+
+__all__ = ["EchoScore", "score_rolling", "score_split"]
+
+EchoScore = dict[str, Any]  # an OpenAI `logprobs` object, token and window counts, (rolling) the raw logprobs
+
+
+def score_split(backend: Backend, prompt: str, context_chars: int) -> EchoScore:
+    """Exact context/continuation score through `backend.loglikelihood`."""
+    n = max(0, min(context_chars, len(prompt)))
+    context, continuation = prompt[:n], prompt[n:]
+    result = backend.loglikelihood([LoglikelihoodRequest(context, continuation)])[0]
+    top = {continuation: result.logprob} if result.is_greedy else {}
+    tokens: list[str] = [context, continuation] if context else [continuation]
+    logprobs: list[float | None] = [None, result.logprob] if context else [result.logprob]
+    tops: list[dict[str, float] | None] = [None, top] if context else [top]
+    offsets = [0, n] if context else [0]
+    return {"logprobs": {"tokens": tokens, "token_logprobs": logprobs, "top_logprobs": tops,
+                         "text_offset": offsets},
+            "num_tokens": len(tokens), "windows": 1}
+
+
+def _token_strings(backend: Backend, prompt: str, count: int) -> list[str] | None:
+    """The prompt cut into `count` token strings, or None when the backend's tokens do not line up."""
+    if not isinstance(backend, TokenizerAccess):
+        return list(prompt) if len(prompt) == count else None
+    ids = backend.encode(prompt)
+    if len(ids) == count + 1:
+        ids = ids[1:]  # a BOS token the rolling scores do not include
+    if len(ids) != count:
+        return None
+    pieces, previous = [], ""
+    for i in range(1, len(ids) + 1):  # decode prefixes so multi-byte characters split cleanly
+        text = backend.decode(ids[:i])
+        pieces.append(text.removeprefix(previous))
+        previous = text
+    return pieces if "".join(pieces) == prompt else None
+
+
+def score_rolling(backend: Backend, prompt: str, *, stride: int | None = None) -> EchoScore:
+    """Per-token logprobs of the whole prompt through `backend.loglikelihood_rolling`."""
+    rolled = backend.loglikelihood_rolling([prompt], stride=stride)[0]
+    values: Sequence[float] = rolled.logprobs
+    pieces = _token_strings(backend, prompt, len(values))
+    if pieces is None:  # cannot align tokens with text: one segment carrying the total
+        pieces, values = [prompt], [rolled.total]
+    offsets, pos = [], 0
+    for piece in pieces:
+        offsets.append(pos)
+        pos += len(piece)
+    return {"logprobs": {"tokens": pieces, "token_logprobs": list(values), "top_logprobs": None,
+                         "text_offset": offsets},
+            "num_tokens": rolled.num_tokens, "windows": rolled.windows, "raw": list(rolled.logprobs)}

@@ -1,0 +1,181 @@
+"""LongBench data and configuration: records from the data dir, the HF hub or the demo set; prompt configs.
+
+Records keep the official layout (`input`, `context`, `answers`, `length`, `dataset`, `language`,
+`all_classes`, `_id`; LongBench v2: `_id`, `domain`, `sub_domain`, `difficulty`, `length`, `question`,
+`choice_A`..`choice_D`, `answer`, `context`).
+
+Where they come from, per dataset: `DIR/longbench/data/<name>.jsonl` (LongBench-E: `<name>_e.jsonl`), else the hub
+(`THUDM/LongBench`, config `<name>` / `<name>_e`, split `test`). The demo set (tasks/demo/longbench) is used
+only when no dataset of the run has real data, so demo items never mix into real scores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from evalkit.errors import DataError
+from evalkit.tasks._data import HubSource, hub_allowed, load_hub, read_file_rows, tasks_root
+
+__all__ = ["LongBenchConfig", "Records", "load_config", "load_records", "load_v2_records", "load_v2_templates"]
+
+V2_TEMPLATE_NAMES = ("0shot", "0shot_cot", "0shot_cot_ans", "0shot_no_context")
+
+
+@dataclass
+class Records:
+    """The rows of one dataset, with where they came from and the file line of each row."""
+
+    rows: list[dict[str, Any]]
+    origin: str  # "local", "hub" or "demo"
+    location: str
+    doc_index: list[int] = field(default_factory=list)  # 0-based row of each record in its source
+
+
+@dataclass
+class LongBenchConfig:
+    """dataset2prompt / dataset2maxlen / model2maxlen as data, with where each came from."""
+
+    prompts: dict[str, str]
+    max_new_tokens: dict[str, int]
+    model_max_length: dict[str, int]
+    sources: dict[str, str]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read as JSON ({exc}); restore the file from the LongBench repo") from None
+
+
+def load_config(data_dir: Path | None, fallback_prompts: dict[str, str], fallback_maxlen: dict[str, int],
+                *, model2maxlen_file: str = "config/model2maxlen.json") -> LongBenchConfig:
+    """The official config files from `DIR/longbench/` where present, else the task YAML's own prompts."""
+    root = data_dir / "longbench" if data_dir is not None else None
+    prompts, maxlen, models = dict(fallback_prompts), dict(fallback_maxlen), {}
+    sources = {"prompts": "evalkit fallback prompts (tasks/*.yaml; not the official wording)",
+               "max_new_tokens": "task YAML", "model_max_length": "none"}
+    if root is not None:
+        path = root / "config" / "dataset2prompt.json"
+        if path.is_file():
+            prompts.update({str(k): str(v) for k, v in _read_json(path).items()})
+            sources["prompts"] = str(path)
+        path = root / "config" / "dataset2maxlen.json"
+        if path.is_file():
+            maxlen.update({str(k): int(v) for k, v in _read_json(path).items()})
+            sources["max_new_tokens"] = str(path)
+        path = root / model2maxlen_file
+        if path.is_file():
+            models = {str(k): int(v) for k, v in _read_json(path).items()}
+            sources["model_max_length"] = str(path)
+    return LongBenchConfig(prompts, maxlen, models, sources)
+
+
+def load_v2_templates(data_dir: Path | None, fallback: dict[str, str]) -> tuple[dict[str, str], str]:
+    """LongBench v2 templates from `DIR/longbench/v2_prompts/*.txt`, else the YAML's fallback texts."""
+    folder = data_dir / "longbench" / "v2_prompts" if data_dir is not None else None
+    if folder is not None and all((folder / f"{n}.txt").is_file() for n in V2_TEMPLATE_NAMES):
+        return {n: (folder / f"{n}.txt").read_text(encoding="utf-8") for n in V2_TEMPLATE_NAMES}, str(folder)
+    return dict(fallback), "evalkit fallback templates (tasks/longbench_v2.yaml; not the official wording)"
+
+
+@lru_cache(maxsize=4)
+def _hub_reachable(endpoint: str) -> bool:
+    """A 3-second TCP probe, so that an offline machine does not wait for `datasets`' retries per dataset."""
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    port = urlparse(endpoint).port or 443
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def hub_usable() -> bool:
+    """Whether trying the HF hub makes sense here (not offline, reachable, not failed before)."""
+    return hub_allowed() and _hub_reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+
+
+def _local(path: Path) -> Records | None:
+    if not path.is_file():
+        return None
+    rows, _lines = read_file_rows(path)
+    return Records(rows, "local", str(path), list(range(len(rows))))
+
+
+def _hub(repo: str, name: str | None, split: str) -> Records | None:
+    if not hub_usable():
+        return None
+    rows = load_hub(HubSource(path=repo, name=name), name or "", split)
+    if rows is None:
+        return None
+    where = f"hf://{repo}" + (f"/{name}" if name else "") + f"/{split}"
+    return Records(rows, "hub", where, list(range(len(rows))))
+
+
+def demo_dir() -> Path:
+    return tasks_root() / "demo" / "longbench"
+
+
+def load_records(datasets: list[str], *, data_dir: Path | None, file_suffix: str, hub_repo: str,
+                 use_hub: bool, use_demo: bool, warn: Callable[[str], None]) -> dict[str, Records]:
+    """Records per dataset name; missing ones are named through `warn`, one line each, and left out."""
+    found: dict[str, Records] = {}
+    for name in datasets:
+        file_name = f"{name}{file_suffix}"
+        rec = _local(data_dir / "longbench" / "data" / f"{file_name}.jsonl") if data_dir is not None else None
+        if rec is None and use_hub:
+            rec = _hub(hub_repo, file_name, "test")
+        if rec is not None:
+            found[name] = rec
+    if not found and use_demo:
+        for name in datasets:
+            rec = _local(demo_dir() / f"{name}{file_suffix}.jsonl") or _local(demo_dir() / f"{name}.jsonl")
+            if rec is not None:
+                rec.origin = "demo"
+                found[name] = rec
+        if found:
+            warn(f"LongBench: no real data found (--data-dir DIR/longbench/data or the hub); using the DEMO set "
+                 f"({sum(len(r.rows) for r in found.values())} original items in {len(found)} datasets) -- "
+                 f"these are not LongBench scores")
+    where = f"{data_dir}/longbench/data" if data_dir is not None else "no --data-dir"
+    hub = "the hub" if use_hub and hub_usable() else "the hub (not reachable or disabled)"
+    for name in datasets:
+        if name not in found:
+            warn(f"LongBench: dataset '{name}' not found ({where}/{name}{file_suffix}.jsonl, {hub}); skipped")
+    return found
+
+
+def load_v2_records(data_dir: Path | None, *, use_hub: bool, use_demo: bool) -> Records | None:
+    """LongBench v2: `DIR/longbench/v2/data.json` (a JSON list, or JSON Lines), else the hub, else the demo."""
+    if data_dir is not None:
+        for candidate in ("data.json", "data.jsonl"):
+            path = data_dir / "longbench" / "v2" / candidate
+            if path.is_file():
+                text = path.read_text(encoding="utf-8")
+                if text.lstrip().startswith("["):
+                    try:
+                        rows = json.loads(text)
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}: not valid JSON ({exc}); re-download data.json") from None
+                else:
+                    rows, _ = read_file_rows(path)
+                return Records(rows, "local", str(path), list(range(len(rows))))
+    if use_hub:
+        rec = _hub("THUDM/LongBench-v2", None, "train")
+        if rec is not None:
+            return rec
+    if use_demo:
+        rec = _local(demo_dir() / "v2.jsonl")
+        if rec is not None:
+            rec.origin = "demo"
+            return rec
+    return None

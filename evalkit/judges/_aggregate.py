@@ -1,0 +1,180 @@
+"""Run-level numbers from judged items: scores (per model, category, turn), reliability, ranking.
+
+Single grading: a model's score is the mean of its valid reduced item scores (invalid items are counted,
+never scored), with a 95 % percentile-bootstrap interval over items. The ranking is a Bradley-Terry fit on
+battles derived per question and turn (the higher score wins, equal scores tie).
+Pairwise: the ranking is a Bradley-Terry fit on the reduced preferences (ties are half wins).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evalkit.errors import DataError
+from evalkit.judges._agreement import agreement_report, label_of, position_consistency
+from evalkit.judges._bradley_terry import Battle, bradley_terry
+from evalkit.judges._records import JudgeStats, Vote
+from evalkit.judges._runner import JudgedItem
+from evalkit.judges._vote import reduce_votes
+
+__all__ = ["battles_of", "human_agreement", "mean_with_ci", "reliability", "score_table", "summarize"]
+
+
+def mean_with_ci(values: Sequence[float], *, rounds: int = 1000, seed: int = 0) -> dict[str, float | int | None]:
+    """Mean and 95 % percentile-bootstrap interval of the mean."""
+    if not values:
+        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+    arr = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = arr[rng.integers(0, len(arr), (rounds, len(arr)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": round(float(arr.mean()), 4), "ci_low": round(float(low), 4), "ci_high": round(float(high), 4),
+            "n": len(arr)}
+
+
+def score_table(judged: Sequence[JudgedItem]) -> dict[str, dict[str, Any]]:
+    """Single grading: per model the overall, per-turn and per-category mean scores and invalid counts."""
+    by_model: dict[str, list[JudgedItem]] = defaultdict(list)
+    for j in judged:
+        by_model[j.item.models[0]].append(j)
+    table: dict[str, dict[str, Any]] = {}
+    for model, rows in sorted(by_model.items()):
+        valid = [j for j in rows if j.reduced.value is not None]
+        entry: dict[str, Any] = {**mean_with_ci([float(j.reduced.value) for j in valid]),  # type: ignore[arg-type]
+                                 "items": len(rows), "invalid": len(rows) - len(valid)}
+        for label, key in (("turn", lambda j: f"turn{j.item.turn}"), ("category", lambda j: j.item.category)):
+            groups: dict[str, list[float]] = defaultdict(list)
+            for j in valid:
+                groups[key(j)].append(float(j.reduced.value))  # type: ignore[arg-type]
+            entry[f"by_{label}"] = {g: round(sum(v) / len(v), 4) for g, v in sorted(groups.items())}
+        table[model] = entry
+    return table
+
+
+def battles_of(judged: Sequence[JudgedItem]) -> list[Battle]:
+    """Battles for Bradley-Terry: pairwise preferences, or single scores compared per question and turn."""
+    battles: list[Battle] = []
+    by_slot: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    for j in judged:
+        if j.reduced.value is None:
+            continue
+        if j.item.pairwise:
+            battles.append((j.item.models[0], j.item.models[1], float(j.reduced.value)))
+        else:
+            by_slot[(j.item.question_id, j.item.turn)][j.item.models[0]] = float(j.reduced.value)
+    for scores in by_slot.values():
+        for a, b in itertools.combinations(sorted(scores), 2):
+            battles.append((a, b, 1.0 if scores[a] > scores[b] else 0.0 if scores[a] < scores[b] else 0.5))
+    return battles
+
+
+def _rater_labels(judged: Sequence[JudgedItem], key_of: Any, reducer: str) -> dict[str, dict[str, Any]]:
+    groups: dict[str, dict[str, list[Vote]]] = defaultdict(lambda: defaultdict(list))
+    for j in judged:
+        for v in j.votes:
+            groups[key_of(v)][j.item.key].append(v)
+    items = {j.item.key: j.item for j in judged}
+    out: dict[str, dict[str, Any]] = {}
+    for rater, per_item in groups.items():
+        out[rater] = {}
+        for k, votes in per_item.items():
+            red = reduce_votes(items[k], votes, reducer)
+            out[rater][k] = label_of(red.verdict if items[k].pairwise else red.value)
+    return out
+
+
+def reliability(judged: Sequence[JudgedItem], stats: JudgeStats, judge_stats: Mapping[str, JudgeStats],
+                reducer: str) -> dict[str, Any]:
+    """Parse/valid rates, fallback counts, position consistency, agreement between votes and judges."""
+    votes = [v for j in judged for v in j.votes]
+    parts = [p for v in votes for p in v.parts]
+    out: dict[str, Any] = {
+        "items": len(judged),
+        "valid_rate": sum(j.reduced.value is not None for j in judged) / len(judged) if judged else None,
+        "vote_valid_rate": sum(v.valid for v in votes) / len(votes) if votes else None,
+        "parse_rate": stats.first_try_parsed / stats.judgments if stats.judgments else None,
+        "retries": stats.retries, "rules": dict(sorted(stats.rules.items())),
+        "low_confidence": sum(p.low_confidence for p in parts),
+        "position_consistency": position_consistency(votes),
+        "judges": {name: s.as_dict() for name, s in judge_stats.items()},
+    }
+    samples = {v.sample for v in votes}
+    if len(samples) > 1:
+        out["between_votes"] = {
+            name: agreement_report(_rater_labels([_only(j, name) for j in judged], lambda v: f"vote{v.sample}",
+                                                 reducer))
+            for name in judge_stats}
+    if len(judge_stats) > 1:
+        out["between_judges"] = agreement_report(_rater_labels(judged, lambda v: v.judge, reducer))
+    return out
+
+
+def _only(j: JudgedItem, judge: str) -> JudgedItem:
+    return JudgedItem(j.item, j.reduced, tuple(v for v in j.votes if v.judge == judge))
+
+
+def human_agreement(judged: Sequence[JudgedItem], labels_path: Path) -> dict[str, Any]:
+    """Agreement of the reduced judge outcomes with human labels from a JSONL file.
+
+    Rows: `{"question_id", "turn", "model", "score"}` for single grading, or
+    `{"question_id", "turn", "model_a", "model_b", "winner": "model_a"|"model_b"|"tie"}` for pairwise
+    (the layout of lmsys/mt_bench_human_judgments); several rows per item are several human raters, and
+    each is compared with the judge.
+    """
+    from evalkit.judges._answers import _read_jsonl
+
+    if not labels_path.is_file():
+        raise DataError(f"{labels_path}: no such label file")
+    judge_of: dict[tuple[str, int, str, str], Any] = {}
+    for j in judged:
+        m = j.item.models
+        label = label_of(j.reduced.verdict if j.item.pairwise else j.reduced.value)
+        judge_of[(j.item.question_id, j.item.turn, m[0], m[1] if len(m) > 1 else "")] = label
+    judge_labels: list[Any] = []
+    human_labels: list[Any] = []
+    flip = {"A": "B", "B": "A", "tie": "tie"}
+    for _, row in _read_jsonl(labels_path):
+        human: Any
+        qid, turn = str(row.get("question_id")), int(row.get("turn", 1))
+        if "winner" in row:
+            human = {"model_a": "A", "model_b": "B"}.get(str(row["winner"]), "tie")
+            a, b = str(row["model_a"]), str(row["model_b"])
+            if (qid, turn, a, b) not in judge_of and (qid, turn, b, a) in judge_of:
+                a, b, human = b, a, flip[human]
+            key = (qid, turn, a, b)
+        else:
+            key, human = (qid, turn, str(row.get("model")), ""), label_of(float(row["score"]))
+        if key in judge_of:
+            judge_labels.append(judge_of[key])
+            human_labels.append(human)
+    report = agreement_report({"judge": {str(i): x for i, x in enumerate(judge_labels)},
+                               "human": {str(i): x for i, x in enumerate(human_labels)}})
+    report["matched_labels"] = len(human_labels)
+    return report
+
+
+def summarize(judged: Sequence[JudgedItem], stats: JudgeStats, judge_stats: Mapping[str, JudgeStats], *,
+              reducer: str, kind: str, anchor: str | None = None, seed: int = 0,
+              labels: Path | None = None, bootstrap_rounds: int = 200) -> dict[str, Any]:
+    """Scores, reliability and ranking of a judged run, ready for results.json."""
+    out: dict[str, Any] = {"reliability": reliability(judged, stats, judge_stats, reducer)}
+    if kind == "single":
+        out["scores"] = score_table(judged)
+    else:
+        wins: dict[str, list[float]] = defaultdict(list)
+        for j in judged:
+            if j.reduced.value is not None:
+                wins[j.item.models[0]].append(float(j.reduced.value))
+                wins[j.item.models[1]].append(1.0 - float(j.reduced.value))
+        out["scores"] = {m: {"score_rate": round(sum(v) / len(v), 4), "n": len(v)} for m, v in sorted(wins.items())}
+    ranked = bradley_terry(battles_of(judged), anchor=anchor, rounds=bootstrap_rounds, seed=seed)
+    out["ranking"] = [r.as_dict() for r in ranked]
+    if labels is not None:
+        out["reliability"]["human"] = human_agreement(judged, labels)
+    return out

@@ -1,0 +1,187 @@
+"""MT-Bench data in FastChat's layout: questions, reference answers, model answers.
+
+Questions are looked up in `<data_dir>/mt_bench/question.jsonl`, then on the HF hub
+(`HuggingFaceH4/mt_bench_prompts`), then in the small demo set evalkit ships (original questions written
+for evalkit, labelled demo; tasks/demo/mt_bench/question.jsonl). Model answers are FastChat `model_answer`
+JSONL files, one per model; the file stem is the model name (three official files carry a different
+`model_id` inside).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from evalkit.errors import DataError
+
+__all__ = ["CATEGORY_TEMPERATURE", "HUB_DATASET", "Question", "answer_questions", "demo_dir", "load_model_answers", "load_questions", "load_references",
+           "write_model_answers"]
+
+HUB_DATASET = "HuggingFaceH4/mt_bench_prompts"
+
+
+@dataclass(frozen=True)
+class Question:
+    """One MT-Bench question: its user turns and, where the data has one, inline reference answers."""
+
+    question_id: str
+    category: str
+    turns: tuple[str, ...]
+    reference: tuple[str, ...] = ()
+    source: str = ""
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    for lineno, line in enumerate(path.read_bytes().splitlines(), 1):
+        if line.strip():
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                raise DataError(f"{path}:{lineno}: not valid JSON; the file may be truncated") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object per line")
+            rows.append((lineno, row))
+    return rows
+
+
+def demo_dir() -> Path:
+    """The folder of the shipped demo set (bundled in the wheel, or the repository's tasks/demo/mt_bench)."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "_bundled" / "tasks" / "demo" / "mt_bench", here.parent / "tasks" / "demo" / "mt_bench"):
+        if candidate.is_dir():
+            return candidate
+    raise DataError("the MT-Bench demo set is missing from this installation (tasks/demo/mt_bench); reinstall evalkit")
+
+
+def _questions_from_file(path: Path) -> list[Question]:
+    out = []
+    for lineno, row in _read_jsonl(path):
+        try:
+            out.append(Question(str(row["question_id"]), str(row["category"]), tuple(str(t) for t in row["turns"]),
+                                tuple(str(r) for r in row.get("reference") or ()), str(path)))
+        except (KeyError, TypeError):
+            raise DataError(f"{path}:{lineno}: a question needs question_id, category and turns (list)") from None
+    return out
+
+
+def _questions_from_hub() -> list[Question]:
+    import datasets
+
+    ds = datasets.load_dataset(HUB_DATASET, split="train")
+    return [Question(str(r["prompt_id"]), str(r["category"]), tuple(r["prompt"]), tuple(r.get("reference") or ()),
+                     f"hf:{HUB_DATASET}") for r in ds]
+
+
+def load_questions(data_dir: Path | None, *, hub: bool = True,
+                   warn: Callable[[str], None] = lambda msg: None) -> list[Question]:
+    """MT-Bench questions: data dir, then the HF hub (when `hub`), then the demo set (with a warning)."""
+    if data_dir is not None:
+        path = data_dir / "mt_bench" / "question.jsonl"
+        if path.is_file():
+            return _questions_from_file(path)
+        warn(f"{path} not found; trying the HF hub")
+    if hub:
+        try:
+            return _questions_from_hub()
+        except Exception as exc:  # noqa: BLE001 - offline, missing package, moved dataset: fall back, loudly
+            warn(f"MT-Bench from the hub ({HUB_DATASET}) failed: {type(exc).__name__}; using the demo set")
+    warn("using evalkit's small DEMO MT-Bench set (original questions; scores are not comparable to MT-Bench)")
+    return _questions_from_file(demo_dir() / "question.jsonl")
+
+
+def _turns_of(path: Path, lineno: int, row: dict[str, Any]) -> tuple[str, ...]:
+    try:
+        return tuple(str(t) for t in row["choices"][0]["turns"])
+    except (KeyError, IndexError, TypeError):
+        raise DataError(f"{path}:{lineno}: expected FastChat's answer layout "
+                        '{"question_id", "choices": [{"turns": [...]}]}') from None
+
+
+def load_references(data_dir: Path | None, questions: list[Question], file: str = "gpt-4.jsonl") -> dict[str, tuple[str, ...]]:
+    """Reference answers per question id: `<data_dir>/mt_bench/reference_answer/<file>`, else inline ones."""
+    refs = {q.question_id: q.reference for q in questions if q.reference}
+    candidates = [data_dir / "mt_bench" / "reference_answer" / file] if data_dir is not None else []
+    if questions and questions[0].source and not questions[0].source.startswith("hf:"):
+        candidates.append(Path(questions[0].source).parent / "reference_answer" / file)
+    for path in candidates:
+        if path.is_file():
+            for lineno, row in _read_jsonl(path):
+                refs[str(row.get("question_id"))] = _turns_of(path, lineno, row)
+            break
+    return refs
+
+
+def load_model_answers(folder: Path, models: list[str] | None = None) -> dict[str, dict[str, tuple[str, ...]]]:
+    """FastChat model_answer files in `folder` (or one file): model (file stem) → question id → turns."""
+    if folder.is_file():
+        files = [folder]
+    elif folder.is_dir():
+        files = sorted(folder.glob("*.jsonl"))
+    else:
+        raise DataError(f"{folder}: no such answers folder; pass a folder of FastChat model_answer/*.jsonl files")
+    if models:
+        wanted = set(models)
+        missing = wanted - {f.stem for f in files}
+        if missing:
+            raise DataError(f"{folder}: no answer file for {', '.join(sorted(missing))}")
+        files = [f for f in files if f.stem in wanted]
+    if not files:
+        raise DataError(f"{folder}: no *.jsonl answer files found")
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for path in files:
+        out[path.stem] = {str(row.get("question_id")): _turns_of(path, lineno, row) for lineno, row in _read_jsonl(path)}
+    return out
+
+
+def write_model_answers(path: Path, model: str, answers: dict[str, tuple[str, ...]]) -> None:
+    """Write answers in FastChat's model_answer layout (so `evalkit judge --answers` can re-judge them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        for qid, turns in answers.items():
+            row = {"question_id": int(qid) if qid.isdigit() else qid, "answer_id": f"{model}-{qid}",
+                   "model_id": model, "choices": [{"index": 0, "turns": list(turns)}]}
+            fh.write(orjson.dumps(row) + b"\n")
+
+
+# FastChat's llm_judge sampling temperatures per MT-Bench category (gen_model_answer.py's temperature_config)
+CATEGORY_TEMPERATURE: dict[str, float] = {
+    "writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0, "reasoning": 0.0,
+    "stem": 0.1, "humanities": 0.1,
+}
+DEFAULT_TEMPERATURE = 0.7  # FastChat's default for categories not in its table
+
+
+def answer_questions(backend: Any, questions: list[Question], *, temperatures: dict[str, float] | None = None,
+                     max_tokens: int = 1024, seed: int = 0, system: str | None = None,
+                     on_turn: Callable[[int], None] = lambda n: None) -> dict[str, tuple[str, ...]]:
+    """Answer every turn of every question: turn t sees the model's own earlier answers in the history.
+
+    Questions are batched per (turn, temperature) through `backend.generate` (the backend applies its chat
+    template). Returns question id → answer turns, in FastChat's model_answer shape.
+    """
+    from evalkit.types import GenConfig, Message
+
+    table = {**CATEGORY_TEMPERATURE, **(temperatures or {})}
+    history: dict[str, list[Message]] = {q.question_id: [Message("system", system)] if system else [] for q in questions}
+    answers: dict[str, list[str]] = {q.question_id: [] for q in questions}
+    for turn in range(max((len(q.turns) for q in questions), default=0)):
+        groups: dict[float, list[Question]] = {}
+        for q in questions:
+            if turn < len(q.turns):
+                groups.setdefault(table.get(q.category, DEFAULT_TEMPERATURE), []).append(q)
+        for temperature, group in sorted(groups.items()):
+            for q in group:
+                history[q.question_id].append(Message("user", q.turns[turn]))
+            config = GenConfig(temperature=temperature, max_tokens=max_tokens, seed=seed)
+            completions = backend.generate([tuple(history[q.question_id]) for q in group], config)
+            for q, completion in zip(group, completions):
+                text = completion.text.strip()
+                answers[q.question_id].append(text)
+                history[q.question_id].append(Message("assistant", text))
+            on_turn(len(group))
+    return {qid: tuple(turns) for qid, turns in answers.items()}

@@ -1,0 +1,170 @@
+"""Probability-mode judges (G-Eval style): read the verdict distribution instead of parsing free text.
+
+For each judgment the judge's chat prompt is rendered with the backend's own chat template
+(`ChatRendering.render_chat`), optionally followed by a short generated rationale, then by the forced verdict
+prefix of the output format (`Rating: [[` / `[[`). Every option is scored as its *full* continuation
+(`"10]]"`, not just its first token) with `backend.loglikelihood`, so multi-token options are exact under the
+backend's own tokenizer, and the closing suffix keeps `1` from absorbing the mass of `10`.
+
+With p_i = exp(loglikelihood_i):
+    valid mass  = Σ p_i                         (how much of the model's belief fell on valid verdicts)
+    q_i         = p_i / Σ p_j                   (renormalised over the options)
+    single      score = Σ q_i · value_i         (expected rating)
+    pairwise    preference for A = q_A + q_C/2  (AlpacaEval-style continuous preference; both orders averaged)
+A judgment whose valid mass is below `probability.low_confidence` is flagged low-confidence (still scored).
+
+Without a rationale the distribution is deterministic, so one vote is made whatever `votes` says; with a
+rationale (sampled when votes > 1) each vote has its own rationale.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from evalkit.backends._protocol import Backend, ChatRendering
+from evalkit.errors import BackendError, UnsupportedRequest
+from evalkit.judges._judge import build_conversation, merge_orders, orders_of
+from evalkit.judges._records import Attempt, JudgeItem, JudgeStats, Vote, verdict_of
+from evalkit.judges._spec import JudgeDefinition
+from evalkit.types import GenConfig, LoglikelihoodRequest
+
+__all__ = ["ProbabilityJudge", "verdict_distribution"]
+
+
+def verdict_distribution(logprobs: Sequence[float]) -> tuple[list[float], float]:
+    """Renormalised probabilities of the options and the raw probability mass they held.
+
+    Examples:
+        >>> probs, mass = verdict_distribution([math.log(0.3), math.log(0.1)])
+        >>> [round(p, 2) for p in probs], round(mass, 2)
+        ([0.75, 0.25], 0.4)
+    """
+    top = max(logprobs)
+    weights = [math.exp(lp - top) for lp in logprobs]
+    total = sum(weights)
+    return [w / total for w in weights], total * math.exp(top)
+
+
+class ProbabilityJudge:
+    """A judge that reads verdict probabilities through `render_chat` + `loglikelihood`.
+
+    Args:
+        definition: the judge definition (`probability:` settings, scale, prompts).
+        backend: a backend with chat rendering and loglikelihood (transformers, fake, `evalkit serve`).
+        name: label of this judge in votes and reports.
+        votes: samples per item (only meaningful with a sampled rationale).
+        seed: base seed of the rationale samples.
+        data_dir: where FastChat's judge prompts are read from, if the definition uses them.
+    """
+
+    def __init__(self, definition: JudgeDefinition, backend: Backend, *, name: str | None = None,
+                 votes: int = 1, seed: int = 0, data_dir: Any = None, vote_temperature: float = 0.7) -> None:
+        if not isinstance(backend, ChatRendering):
+            raise UnsupportedRequest(
+                f"judge '{definition.name}' in probability mode needs a backend that renders chat prompts and "
+                f"scores loglikelihoods; {backend.identity.backend}:{backend.identity.model} cannot — use the "
+                "generative mode (--judge-mode generate, or mode: generate in the judge YAML)")
+        self.definition = definition
+        self.backend = backend
+        self.name = name or backend.identity.model
+        self.settings = definition.probability
+        self.votes = max(1, votes) if self.settings.rationale_tokens > 0 else 1
+        self.seed = seed
+        self.data_dir = data_dir
+        self.vote_temperature = vote_temperature
+        self.stats = JudgeStats()
+
+    def options(self, item: JudgeItem) -> list[tuple[str, float | str]]:
+        """(option text, value): ratings low..high for single grading, A / B / C (tie) for pairwise."""
+        if item.pairwise:
+            return [("A", "A"), ("B", "B"), ("C", "tie")]
+        low, high = self.definition.scale
+        return [(str(k), float(k)) for k in range(int(low), int(high) + 1)]
+
+    def prefix(self, item: JudgeItem) -> str:
+        if self.settings.prefix is not None:
+            return self.settings.prefix
+        return "[[" if item.pairwise else "Rating: [["
+
+    def planned_calls(self, items: Sequence[JudgeItem]) -> int:
+        """Scoring passes (one per judgment and order; each scores every option)."""
+        return sum(len(orders_of(item)) for item in items) * self.votes
+
+    def _rationales(self, convs: list[Any], sample: int) -> list[str]:
+        if self.settings.rationale_tokens <= 0:
+            return ["" for _ in convs]
+        temperature = self.definition.temperature
+        if self.votes > 1 and temperature <= 0:
+            temperature = self.vote_temperature
+        stops = (self.prefix_stop(),)
+        config = GenConfig(temperature=temperature, max_tokens=self.settings.rationale_tokens, seed=self.seed + sample,
+                           stop=stops)
+        completions = self.backend.generate(convs, config)
+        for c in completions:
+            self.stats.prompt_tokens += c.usage.prompt_tokens
+            self.stats.completion_tokens += c.usage.completion_tokens
+        return [c.text.rstrip() + self.settings.rationale_joiner for c in completions]
+
+    def prefix_stop(self) -> str:
+        # stop the rationale before the model writes a verdict of its own
+        return "[["
+
+    def _score(self, contexts: list[str], option_lists: list[list[tuple[str, float | str]]]) -> list[list[float]]:
+        suffix = self.settings.suffix
+        requests = [LoglikelihoodRequest(ctx, text + suffix) for ctx, opts in zip(contexts, option_lists)
+                    for text, _ in opts]
+        try:
+            results = self.backend.loglikelihood(requests)
+        except UnsupportedRequest as exc:
+            raise UnsupportedRequest(f"judge '{self.definition.name}' in probability mode: {exc}; use the generative "
+                                     "mode (--judge-mode generate) with this backend") from None
+        self.stats.loglikelihood_requests += len(requests)
+        out, pos = [], 0
+        for opts in option_lists:
+            out.append([r.logprob for r in results[pos:pos + len(opts)]])
+            pos += len(opts)
+        return out
+
+    def _attempt(self, item: JudgeItem, order: str, logprobs: list[float], rationale: str) -> Attempt:
+        opts = self.options(item)
+        probs, mass = verdict_distribution(logprobs)
+        dist = {text: round(p, 6) for (text, _), p in zip(opts, probs)}
+        low = mass < self.settings.low_confidence
+        if not item.pairwise:
+            score = sum(p * float(v) for (_, v), p in zip(opts, probs))
+            return Attempt(order, score, rationale, "probability", distribution=dist, valid_mass=mass,
+                           low_confidence=low)
+        pref = probs[0] + 0.5 * probs[2]
+        if order == "BA":
+            pref = 1.0 - pref
+        return Attempt(order, verdict_of(pref), rationale, "probability", preference=pref, distribution=dist,
+                       valid_mass=mass, low_confidence=low)
+
+    def judge(self, items: Sequence[JudgeItem]) -> list[list[Vote]]:
+        """Votes per item from the verdict distributions (pairwise: both orders, preferences averaged)."""
+        start = time.perf_counter()
+        keys = [(i, order) for i, item in enumerate(items) for order in orders_of(item)]
+        convs = [build_conversation(self.definition, items[i], order, self.data_dir) for i, order in keys]
+        try:
+            rendered = [self.backend.render_chat(conv) for conv in convs]  # type: ignore[attr-defined]
+        except NotImplementedError as exc:
+            raise BackendError(f"{self.name}: cannot render chat prompts ({exc}); use the generative mode") from None
+        out: list[list[Vote]] = [[] for _ in items]
+        for sample in range(self.votes):
+            rationales = self._rationales(convs, sample)
+            contexts = [r + why + self.prefix(items[i]) for r, why, (i, _) in zip(rendered, rationales, keys)]
+            scores = self._score(contexts, [self.options(items[i]) for i, _ in keys])
+            attempts = {key: self._attempt(items[key[0]], key[1], lps, why)
+                        for key, lps, why in zip(keys, scores, rationales)}
+            self.stats.calls += len(keys)
+            self.stats.judgments += len(keys)
+            self.stats.first_try_parsed += len(keys)
+            self.stats.rules["probability"] = self.stats.rules.get("probability", 0) + len(keys)
+            for i, item in enumerate(items):
+                parts = [attempts[(i, order)] for order in orders_of(item)]
+                out[i].append(merge_orders(self.name, sample, item, parts))
+        self.stats.seconds += time.perf_counter() - start
+        return out

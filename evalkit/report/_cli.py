@@ -1,0 +1,47 @@
+"""`evalkit report RUNS... -o site/ [--import-lm-eval FILE ...]` (heavy imports happen inside the command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+__all__ = ["register"]
+
+
+def report(
+    runs: Annotated[Optional[list[Path]], typer.Argument(
+        help="runs/ folders, run directories or results.json files", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the site (index.html)")] = Path("site"),
+    import_lm_eval: Annotated[Optional[list[Path]], typer.Option(
+        "--import-lm-eval", help="An lm-eval results_*.json to show as a leaderboard row (repeatable)")] = None,
+    title: Annotated[str, typer.Option(help="Site title")] = "evalkit leaderboard",
+) -> None:
+    """Build a static HTML leaderboard (index, task, run and sample pages) that opens from disk."""
+    import time
+
+    from evalkit.errors import DataError
+    from evalkit.report._build import build_site
+    from evalkit.report._model import discover_results, load_run, run_from_results
+    from evalkit.store._lmeval_import import import_lmeval_results
+
+    if not runs and not import_lm_eval:
+        raise DataError("nothing to report: pass runs/ (or run directories / results.json files) "
+                        "or --import-lm-eval results_*.json")
+    started = time.perf_counter()
+    loaded = [load_run(path) for path in discover_results(runs or [])]
+    for path in import_lm_eval or []:
+        loaded.append(run_from_results(import_lmeval_results(path), path=None, source="lm-eval"))
+    if not loaded:
+        raise DataError(f"no results.json found under {', '.join(str(p) for p in runs or [])}; "
+                        "run `evalkit run` first or point at runs/<run_id>/")
+    summary = build_site(loaded, output, title=title)
+    elapsed = time.perf_counter() - started
+    typer.echo(f"wrote {summary.pages} pages ({summary.models} models, {summary.tasks} tasks, "
+               f"{summary.sample_pages} sample browsers) in {elapsed:.1f}s: {output / 'index.html'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `report` command to the evalkit CLI."""
+    app.command("report")(report)

@@ -1,0 +1,523 @@
+"""The data behind the report pages: runs read from disk, their task results, and leaderboards.
+
+Everything here is plain data (frozen dataclasses) computed from results.json files; templates only
+format it. Nothing assumes a key exists: a task shows whatever metrics, groups and subtasks it has, and
+the special sections (judge reliability, rankings, length buckets) appear only when their keys are present.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from evalkit.errors import DataError
+
+__all__ = [
+    "FAMILY_LABELS",
+    "Cell",
+    "Column",
+    "Leaderboard",
+    "Row",
+    "Run",
+    "TaskResult",
+    "Value",
+    "build_leaderboard",
+    "discover_results",
+    "format_value",
+    "headline_metric",
+    "is_fraction_metric",
+    "load_run",
+    "lower_is_better",
+    "merge_rows",
+    "run_from_results",
+    "slug",
+]
+
+FAMILY_LABELS: dict[str, str] = {
+    "multiple_choice": "Multiple choice",
+    "perplexity": "Perplexity",
+    "multiturn_judge": "Judged chat",
+    "longcontext": "Long context",
+    "other": "Other",
+}
+_FAMILY_ALIASES = {"mc": "multiple_choice", "judged": "multiturn_judge", "mt_bench": "multiturn_judge",
+                   "longbench": "longcontext", "ppl": "perplexity"}
+_HEADLINES = ("acc", "acc_norm", "score", "exact_match", "f1", "rouge", "word_perplexity",
+              "char_perplexity", "token_perplexity", "byte_perplexity", "bits_per_byte")
+_LOWER_BETTER = re.compile(r"perplexity|bits_per_byte|loss|(^|_)ece$|error|(^|_)ppl$")
+_FRACTION = re.compile(r"(^|_)(acc|accuracy|exact_match|em|f1|rouge\w*|match|rate|kappa|consistency|win)"
+                       r"($|_)|^acc")
+_COUNT_KEYS = frozenset({"n", "subjects", "count", "total"})
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of `text` (run ids, task names), stable for the same input.
+
+    Examples:
+        >>> slug("cmmlu:agronomy/é")
+        'cmmlu-agronomy'
+    """
+    return _SLUG.sub("-", text).strip("-.") or "x"
+
+
+def lower_is_better(metric: str) -> bool:
+    """True for perplexities, bits per byte, losses and errors."""
+    return bool(_LOWER_BETTER.search(metric))
+
+
+def is_fraction_metric(metric: str) -> bool:
+    """True for metrics stored as a fraction in [0, 1] (accuracy-like); shown as percentages."""
+    return bool(_FRACTION.search(metric)) and not lower_is_better(metric)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def metric_names(values: Mapping[str, Any]) -> list[str]:
+    """The numeric metric keys of a metrics mapping, without stderrs and counts, in stored order."""
+    return [k for k, v in values.items()
+            if _is_number(v) and not k.endswith("_stderr") and k not in _COUNT_KEYS and not k.startswith("n_")]
+
+
+def headline_metric(values: Mapping[str, Any]) -> str | None:
+    """The metric a leaderboard shows for a task or group: acc, score, ... else the first numeric one."""
+    names = metric_names(values)
+    for name in _HEADLINES:
+        if name in names:
+            return name
+    return names[0] if names else None
+
+
+def format_value(metric: str, value: float | None) -> str:
+    """How a number is printed: accuracies as percentages (41.2), perplexities with 2 decimals.
+
+    Examples:
+        >>> format_value("acc", 0.4125), format_value("word_perplexity", 31.4159), format_value("acc", None)
+        ('41.2', '31.42', '')
+    """
+    if value is None:
+        return ""
+    if is_fraction_metric(metric) and 0.0 <= value <= 1.0:
+        return f"{100 * value:.1f}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3f}"
+
+
+@dataclass(frozen=True)
+class Value:
+    """One number with its standard error and sample count, when known."""
+
+    value: float
+    stderr: float | None = None
+    n: int | None = None
+
+    @property
+    def ci95(self) -> tuple[float, float] | None:
+        """Normal-approximation 95 % confidence interval (value ± 1.96 stderr)."""
+        if self.stderr is None:
+            return None
+        return (self.value - 1.96 * self.stderr, self.value + 1.96 * self.stderr)
+
+    @property
+    def half_width(self) -> float | None:
+        """Half the width of the 95 % interval."""
+        return None if self.stderr is None else 1.96 * self.stderr
+
+
+def _value_of(values: Mapping[str, Any], metric: str, n: Any = None) -> Value | None:
+    raw = values.get(metric)
+    if not _is_number(raw):
+        return None
+    stderr = values.get(f"{metric}_stderr")
+    count = values.get("n", n)
+    return Value(float(raw), float(stderr) if _is_number(stderr) else None,
+                 int(count) if _is_number(count) else None)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _nested(values: Any) -> dict[str, dict[str, Any]]:
+    return {str(k): dict(v) for k, v in _mapping(values).items() if isinstance(v, Mapping)}
+
+
+_BUCKET = re.compile(r"^(\d+(\.\d+)?k?\s*[-–+]\s*(\d+(\.\d+)?k?)?|[<>]=?\s*\d+k?|\d+k?\+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task of one run: metrics, groups, subtasks and the optional special sections."""
+
+    name: str
+    family: str
+    metrics: Mapping[str, Any]
+    groups: Mapping[str, Mapping[str, Any]]
+    subtasks: Mapping[str, Mapping[str, Any]]
+    n: int | None
+    info: Mapping[str, Any]
+    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def headline(self) -> str | None:
+        """The metric the overview leaderboard shows for this task."""
+        return headline_metric(self.metrics)
+
+    def value(self, metric: str, group: str | None = None) -> Value | None:
+        """A metric of the task, or of one of its groups."""
+        if group is None:
+            return _value_of(self.metrics, metric, self.n)
+        return _value_of(self.groups.get(group, {}), metric)
+
+    def _special(self, key: str) -> Any:
+        for where in (self.raw, self.info, self.metrics):
+            if key in where:
+                return where[key]
+        return None
+
+    @property
+    def reliability(self) -> dict[str, Any]:
+        """Judge reliability (valid_rate, cohen_kappa, fleiss_kappa, position_consistency, ...), if any."""
+        return _mapping(self._special("reliability"))
+
+    @property
+    def ranking(self) -> list[dict[str, Any]]:
+        """Bradley-Terry style ranking rows {model, rating, ci_low, ci_high}, best first."""
+        rows = self._special("ranking")
+        if not isinstance(rows, list):
+            return []
+        good = [dict(r) for r in rows if isinstance(r, Mapping) and _is_number(r.get("rating"))]
+        return sorted(good, key=lambda r: (-float(r["rating"]), str(r.get("model", ""))))
+
+    @property
+    def turns(self) -> dict[str, float]:
+        """Per-turn means ({"turn 1": 6.1, "turn 2": 5.3}) from metrics like turn_1 / turn1_score."""
+        found: dict[str, float] = {}
+        for key, value in self.metrics.items():
+            match = re.fullmatch(r"(?:score_)?turn_?(\d+)(?:_score)?", key)
+            if match and _is_number(value):
+                found[f"turn {match.group(1)}"] = float(value)
+        return dict(sorted(found.items()))
+
+    @property
+    def buckets(self) -> dict[str, dict[str, Any]]:
+        """Per length bucket results ({"0-4k": {...}}), from a `length_buckets`/`buckets` key or bucket-named groups."""
+        for key in ("length_buckets", "buckets", "by_length"):
+            found = _nested(self._special(key))
+            if found:
+                return found
+        return {k: dict(v) for k, v in self.groups.items() if _BUCKET.match(k.strip())}
+
+    @property
+    def categories(self) -> dict[str, dict[str, Any]]:
+        """Groups that are not length buckets (C-Eval categories, MT-Bench categories, LongBench types)."""
+        buckets = set(self.buckets) if not any(k in self.raw for k in ("length_buckets", "buckets")) else set()
+        return {k: dict(v) for k, v in self.groups.items() if k not in buckets}
+
+
+def _family(name: str, task: Mapping[str, Any]) -> str:
+    info = _mapping(task.get("info"))
+    declared = task.get("kind") or info.get("kind") or info.get("family")
+    if isinstance(declared, str):
+        declared = _FAMILY_ALIASES.get(declared, declared)
+        return declared if declared in FAMILY_LABELS else "other"
+    metrics = _mapping(task.get("metrics"))
+    lowered = name.lower()
+    if "reliability" in task or "ranking" in task or "reliability" in info or "mt_bench" in lowered:
+        return "multiturn_judge"
+    if "longbench" in lowered:
+        return "longcontext"
+    if any(lower_is_better(k) for k in metric_names(metrics)):
+        return "perplexity"
+    if "acc" in metrics or "acc_norm" in metrics:
+        return "multiple_choice"
+    return "other"
+
+
+def task_result(name: str, task: Mapping[str, Any]) -> TaskResult:
+    """Read one entry of results.json["tasks"], tolerating missing keys."""
+    n = task.get("n")
+    return TaskResult(name=name, family=_family(name, task), metrics=_mapping(task.get("metrics")),
+                      groups=_nested(task.get("groups")), subtasks=_nested(task.get("subtasks")),
+                      n=int(n) if _is_number(n) else None, info=_mapping(task.get("info")), raw=dict(task))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One results.json (an evalkit run or an imported lm-eval file)."""
+
+    run_id: str
+    created: str
+    model: Mapping[str, Any]
+    config: Mapping[str, Any]
+    tasks: Mapping[str, TaskResult]
+    versions: Mapping[str, Any] = field(default_factory=dict)
+    timing: Mapping[str, Any] = field(default_factory=dict)
+    usage: Mapping[str, Any] = field(default_factory=dict)
+    manifest: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "evalkit"
+    path: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """The model name people know."""
+        return str(self.model.get("name") or self.model.get("model") or self.run_id)
+
+    @property
+    def model_key(self) -> tuple[str, str, str]:
+        """Identity used to merge runs of the same model into one leaderboard row."""
+        return (str(self.model.get("backend", "")), self.label, str(self.model.get("revision") or ""))
+
+    @property
+    def slug(self) -> str:
+        """File-name-safe run id."""
+        return slug(self.run_id)
+
+    def sample_file(self, task: str) -> Path | None:
+        """samples/<task>.jsonl of this run, when it exists."""
+        if self.path is None:
+            return None
+        path = self.path / "samples" / f"{task}.jsonl"
+        return path if path.is_file() else None
+
+
+def run_from_results(data: Mapping[str, Any], *, path: Path | None = None, source: str | None = None,
+                     manifest: Mapping[str, Any] | None = None) -> Run:
+    """Build a `Run` from a results dict (the shape of results.json)."""
+    tasks = _mapping(data.get("tasks"))
+    model = data.get("model")
+    model_map = _mapping(model) if isinstance(model, Mapping) else {"model": str(model or "unknown")}
+    return Run(run_id=str(data.get("run_id") or (path.name if path else "run")),
+               created=str(data.get("created") or ""), model=model_map, config=_mapping(data.get("config")),
+               tasks={str(k): task_result(str(k), v) for k, v in sorted(tasks.items()) if isinstance(v, Mapping)},
+               versions=_mapping(data.get("versions")), timing=_mapping(data.get("timing")),
+               usage=_mapping(data.get("usage")), manifest=_mapping(manifest),
+               source=str(source or data.get("source") or "evalkit"), path=path)
+
+
+def load_run(path: Path) -> Run:
+    """Read runs/<run_id>/ (or its results.json) with its manifest.json when present."""
+    from evalkit.store._rundir import read_results
+
+    results_file = path / "results.json" if path.is_dir() else path
+    data = read_results(results_file)
+    manifest_file = results_file.parent / "manifest.json"
+    manifest: dict[str, Any] = {}
+    if manifest_file.is_file():
+        try:
+            manifest = _mapping(orjson.loads(manifest_file.read_bytes()))
+        except orjson.JSONDecodeError:
+            raise DataError(f"{manifest_file}: not valid JSON; delete or rewrite it") from None
+    return run_from_results(data, path=results_file.parent, manifest=manifest)
+
+
+def discover_results(paths: Iterable[Path]) -> list[Path]:
+    """results.json files named by `paths`: files, run directories, or folders of run directories."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            found.append(path)
+        elif (path / "results.json").is_file():
+            found.append(path / "results.json")
+        elif path.is_dir():
+            found.extend(sorted(p / "results.json" for p in path.iterdir() if (p / "results.json").is_file()))
+        else:
+            raise DataError(f"{path}: no such file or directory; pass runs/, runs/<run_id>/ or a results.json")
+    return list(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column: a metric of a task, or of one group of a task."""
+
+    task: str
+    metric: str
+    family: str
+    group: str | None = None
+
+    @property
+    def id(self) -> str:
+        """Stable identifier (used in HTML data attributes)."""
+        parts = (self.task, self.metric) if self.group is None else (self.task, self.group, self.metric)
+        return slug(".".join(parts))
+
+    @property
+    def label(self) -> str:
+        """Header text."""
+        return self.group if self.group is not None else self.task
+
+    @property
+    def lower_better(self) -> bool:
+        """Whether smaller numbers win."""
+        return lower_is_better(self.metric)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A model's value in one column with its rank there."""
+
+    value: Value
+    run_id: str
+    rank: int
+    best: bool
+
+
+@dataclass(frozen=True)
+class Row:
+    """A model: the latest result of each task over all its runs."""
+
+    label: str
+    source: str
+    results: Mapping[str, tuple[Run, TaskResult]]
+    cells: Mapping[str, Cell] = field(default_factory=dict)
+    win_rate: float | None = None
+    rank: int | None = None
+
+    @property
+    def runs(self) -> list[Run]:
+        """The distinct runs behind this row, oldest first."""
+        seen: dict[str, Run] = {}
+        for run, _ in self.results.values():
+            seen.setdefault(run.run_id, run)
+        return sorted(seen.values(), key=lambda r: (r.created, r.run_id))
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """Rows (models) × columns (task and group metrics), ranked."""
+
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+
+    @property
+    def families(self) -> list[str]:
+        """Task families present, in a fixed order."""
+        present = {c.family for c in self.columns}
+        return [f for f in FAMILY_LABELS if f in present]
+
+
+def merge_rows(runs: Sequence[Run]) -> list[Row]:
+    """One row per model identity; for each task the newest run (by `created`, then run id) wins."""
+    by_key: dict[tuple[str, str, str], dict[str, tuple[Run, TaskResult]]] = {}
+    sources: dict[tuple[str, str, str], str] = {}
+    for run in sorted(runs, key=lambda r: (r.created, r.run_id)):
+        results = by_key.setdefault(run.model_key, {})
+        sources[run.model_key] = run.source
+        for name, task in run.tasks.items():
+            results[name] = (run, task)
+    labels = [key[1] for key in by_key]
+    rows = []
+    for key, results in by_key.items():
+        label = key[1]
+        if labels.count(label) > 1:
+            label = f"{label} ({'@' + key[2] if key[2] else key[0] or sources[key]})"
+        rows.append(Row(label=label, source=sources[key], results=dict(sorted(results.items()))))
+    return rows
+
+
+def _competition_ranks(values: Sequence[float], lower_better: bool) -> list[int]:
+    keyed = [(-v if not lower_better else v) for v in values]
+    return [1 + sum(other < mine for other in keyed) for mine in keyed]
+
+
+def _rank_column(rows: Sequence[Row], column: Column) -> dict[int, Cell]:
+    found: list[tuple[int, Value, str]] = []
+    for index, row in enumerate(rows):
+        pair = row.results.get(column.task)
+        if pair is None:
+            continue
+        value = pair[1].value(column.metric, column.group)
+        if value is not None:
+            found.append((index, value, pair[0].run_id))
+    ranks = _competition_ranks([v.value for _, v, _ in found], column.lower_better)
+    return {index: Cell(value, run_id, rank, best=rank == 1 and len(found) > 1)
+            for (index, value, run_id), rank in zip(found, ranks)}
+
+
+def overview_columns(rows: Sequence[Row], *, groups: bool = True) -> list[Column]:
+    """Headline metric of every task, then of each of its groups."""
+    tasks: dict[str, TaskResult] = {}
+    for row in rows:
+        for name, (_, task) in row.results.items():
+            tasks.setdefault(name, task)
+    columns: list[Column] = []
+    for name in sorted(tasks):
+        task = tasks[name]
+        if task.headline is not None:
+            columns.append(Column(name, task.headline, task.family))
+        if groups:
+            group_names = dict.fromkeys(g for row in rows if name in row.results for g in row.results[name][1].groups)
+            for group in group_names:
+                metric = _group_metric(rows, name, group, task.headline)
+                if metric is not None:
+                    columns.append(Column(name, metric, task.family, group))
+    return columns
+
+
+def _group_metric(rows: Sequence[Row], task: str, group: str, preferred: str | None) -> str | None:
+    for row in rows:
+        if task in row.results and group in row.results[task][1].groups:
+            values = row.results[task][1].groups[group]
+            if preferred is not None and preferred in values:
+                return preferred
+            return headline_metric(values)
+    return None
+
+
+def task_columns(rows: Sequence[Row], task: str) -> list[Column]:
+    """Every metric of one task (headline first), then the headline of each group."""
+    names: dict[str, None] = {}
+    family = "other"
+    for row in rows:
+        if task in row.results:
+            result = row.results[task][1]
+            family = result.family
+            if result.headline:
+                names.setdefault(result.headline)
+            names.update(dict.fromkeys(metric_names(result.metrics)))
+    columns = [Column(task, m, family) for m in names]
+    return columns + [c for c in overview_columns([r for r in rows if task in r.results]) if c.group is not None
+                      and c.task == task]
+
+
+def build_leaderboard(rows: Sequence[Row], columns: Sequence[Column]) -> Leaderboard:
+    """Rank every column, then order rows by mean win rate over the task (non-group) columns.
+
+    A model's win rate in a column is the share of other models with a value there that it beats (ties
+    count half); its mean over the columns it has a value in orders the board, so a missing task neither
+    helps nor hurts. Rows without any comparable column go last, by name.
+    """
+    ranked = {c.id: _rank_column(rows, c) for c in columns}
+    headline = [c for c in columns if c.group is None] or list(columns)
+    rates: list[float | None] = []
+    for index, row in enumerate(rows):
+        shares = []
+        for column in headline:
+            cells = ranked[column.id]
+            if index in cells and len(cells) > 1:
+                mine = cells[index].value.value
+                sign = -1.0 if column.lower_better else 1.0
+                wins = sum((sign * (c.value.value - mine) < 0) + 0.5 * (c.value.value == mine)
+                           for i, c in cells.items() if i != index)
+                shares.append(wins / (len(cells) - 1))
+        rates.append(sum(shares) / len(shares) if shares else None)
+    order = sorted(range(len(rows)), key=lambda i: (rates[i] is None, -(rates[i] or 0.0), rows[i].label))
+    known = [rates[i] for i in order if rates[i] is not None]
+    result = []
+    for i in order:
+        rate = rates[i]
+        rank = None if rate is None else 1 + sum(other > rate + 1e-12 for other in known)
+        cells = {c.id: ranked[c.id][i] for c in columns if i in ranked[c.id]}
+        result.append(Row(rows[i].label, rows[i].source, rows[i].results, cells, rate, rank))
+    return Leaderboard(tuple(columns), tuple(result))

@@ -1,0 +1,172 @@
+"""What the task and run pages show, computed from the leaderboard (templates only lay it out)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from evalkit.report._charts import Bar, bar_chart, radar_chart
+from evalkit.report._model import (
+    Leaderboard,
+    Run,
+    TaskResult,
+    format_value,
+    headline_metric,
+    is_fraction_metric,
+    lower_is_better,
+    metric_names,
+)
+
+__all__ = ["breakdown", "run_context", "task_context"]
+
+HEAT_LEVELS = 5
+_RADAR_SERIES = 8
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if is_fraction_metric(metric) else 1.0
+
+
+def _heat(value: float, lo: float, hi: float, lower_better: bool) -> str:
+    if hi - lo < 1e-12:
+        return "h2"
+    share = (value - lo) / (hi - lo)
+    if lower_better:
+        share = 1.0 - share
+    return f"h{min(HEAT_LEVELS - 1, int(share * HEAT_LEVELS))}"
+
+
+def breakdown(title: str, part: str, labels: Sequence[str], tables: Sequence[Mapping[str, Mapping[str, Any]]],
+              metric: str | None = None) -> dict[str, Any] | None:
+    """A table of named parts (groups, subjects, buckets) × models, with heat classes per part.
+
+    `tables[i]` maps part name → values for model `labels[i]`. Heat compares models within a part; with
+    one model it compares the parts.
+    """
+    parts = list(dict.fromkeys(name for table in tables for name in table))
+    if not parts:
+        return None
+    metric = metric or next((m for t in tables for v in t.values() if (m := headline_metric(v))), None)
+    if metric is None:
+        return None
+    grid = [[_number(table.get(part, {}).get(metric)) for table in tables] for part in parts]
+    flat = [v for line in grid for v in line if v is not None]
+    rows = []
+    for part, line in zip(parts, grid):
+        present = [v for v in line if v is not None] if len(labels) > 1 else flat
+        cells = []
+        for table, value in zip(tables, line):
+            if value is None:
+                cells.append({"text": "", "heat": "", "title": "not run"})
+                continue
+            values = table[part]
+            stderr = _number(values.get(f"{metric}_stderr"))
+            note = f" ± {format_value(metric, 1.96 * stderr)} (95% CI)" if stderr is not None else ""
+            count = values.get("n")
+            cells.append({"text": format_value(metric, value),
+                          "heat": _heat(value, min(present), max(present), lower_is_better(metric)),
+                          "title": f"{metric} {format_value(metric, value)}{note}" + (f", n={count}" if count else "")})
+        rows.append({"name": part, "cells": cells})
+    return {"title": title, "part": part, "metric": metric, "models": list(labels), "rows": rows}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _headline_chart(board: Leaderboard, task: str) -> Any:
+    column = next((c for c in board.columns if c.group is None and c.task == task), None)
+    if column is None:
+        return ""
+    scale = _scale(column.metric)
+    bars = []
+    for row in sorted(board.rows, key=lambda r: r.cells[column.id].rank if column.id in r.cells else 10**9):
+        cell = row.cells.get(column.id)
+        if cell is None:
+            continue
+        ci = cell.value.ci95
+        bars.append(Bar(row.label, cell.value.value * scale, ci[0] * scale if ci else None,
+                        ci[1] * scale if ci else None))
+    unit = " (%)" if scale == 100 else ""
+    return bar_chart(bars, title=f"{task}: {column.metric}{unit} with 95% CI", zero=not column.lower_better,
+                     fmt="{:.1f}" if scale == 100 else "{:.2f}")
+
+
+def _ranking(results: Sequence[tuple[str, Run, TaskResult]]) -> dict[str, Any] | None:
+    for _, run, result in results:
+        rows = result.ranking
+        if rows:
+            bars = [Bar(str(r.get("model", "?")), float(r["rating"]),
+                        _number(r.get("ci_low")), _number(r.get("ci_high"))) for r in rows]
+            return {"run": run, "rows": rows,
+                    "chart": bar_chart(bars, title="Bradley-Terry rating with 95% CI", zero=False, fmt="{:.0f}")}
+    return None
+
+
+def _radar(results: Sequence[tuple[str, Run, TaskResult]]) -> Any:
+    tables = [(label, r.categories) for label, _, r in results if r.categories]
+    if not tables:
+        return ""
+    axes = list(dict.fromkeys(k for _, t in tables for k in t))
+    metric = next((m for _, t in tables for v in t.values() if (m := headline_metric(v))), None)
+    if metric is None or len(axes) < 3:
+        return ""
+    series = [(label, {a: float(t[a][metric]) for a in axes if _number(t.get(a, {}).get(metric)) is not None})
+              for label, t in tables[:_RADAR_SERIES]]
+    top = 10.0 if all(v <= 10 for _, vals in series for v in vals.values()) else None
+    return radar_chart(axes, series, title=f"{metric} per category", max_value=top)
+
+
+def task_context(board: Leaderboard, task: str, samples: Mapping[tuple[str, str], Mapping[str, Any]]
+                 ) -> dict[str, Any]:
+    """Everything task.html.j2 shows beyond the leaderboard itself."""
+    results = [(row.label, *row.results[task]) for row in board.rows if task in row.results]
+    labels = [label for label, _, _ in results]
+    family = results[0][2].family if results else "other"
+    turns = [(label, r.turns) for label, _, r in results if r.turns]
+    return {
+        "family": family,
+        "headline_chart": _headline_chart(board, task),
+        "categories": breakdown("Categories", "Category", labels, [r.categories for _, _, r in results]),
+        "subtasks": breakdown("Subtasks", "Subtask", labels, [r.subtasks for _, _, r in results]),
+        "buckets": breakdown("By input length", "Length", labels, [r.buckets for _, _, r in results]),
+        "radar": _radar(results) if family == "multiturn_judge" else "",
+        "turns": turns,
+        "turn_names": list(dict.fromkeys(k for _, t in turns for k in t)),
+        "reliability": [(label, run, r.reliability) for label, run, r in results if r.reliability],
+        "ranking": _ranking(results),
+        "sample_links": [(label, run, samples[(run.run_id, task)]) for label, run, _ in results
+                         if (run.run_id, task) in samples],
+    }
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        out: list[tuple[str, str]] = []
+        for key in sorted(value, key=str):
+            out.extend(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and all(not isinstance(v, (Mapping, list)) for v in value):
+        return [(prefix, ", ".join(str(v) for v in value))]
+    if isinstance(value, list):
+        return [item for i, v in enumerate(value) for item in _flatten(v, f"{prefix}[{i}]")]
+    return [(prefix, "" if value is None else str(value))]
+
+
+def run_context(run: Run, samples: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str, Any]:
+    """Everything run.html.j2 shows: task headlines, config, manifest, versions, timing, usage."""
+    tasks = []
+    for name, result in run.tasks.items():
+        metrics = [(m, result.value(m)) for m in metric_names(result.metrics)]
+        usage = result.info.get("usage") if isinstance(result.info.get("usage"), Mapping) else None
+        tasks.append({"name": name, "result": result, "metrics": metrics, "usage": _flatten(usage or {}),
+                      "samples": samples.get((run.run_id, name)), "timing": run.timing.get(name)})
+    return {
+        "tasks": tasks,
+        "model_items": _flatten(run.model),
+        "config_items": _flatten(run.config),
+        "manifest_items": _flatten(run.manifest),
+        "version_items": _flatten(run.versions),
+        "timing_items": _flatten(run.timing),
+        "usage_items": _flatten(run.usage),
+    }

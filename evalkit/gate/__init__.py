@@ -1,0 +1,71 @@
+"""CI gates over evalkit runs: absolute thresholds and paired regression tests against a baseline.
+
+The public names are loaded on first use (PEP 562), so `evalkit.gate._cli`, which the CLI imports on every
+start, does not pull in numpy and scipy.
+
+Examples:
+    >>> from evalkit.api import RunResult
+    >>> run = RunResult.from_dict({"tasks": {"cmmlu": {"metrics": {"acc": 0.41}}}})
+    >>> run_gate(run, minimums=[parse_threshold("cmmlu.acc=0.30")]).passed
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalkit.gate._gate import (
+        GateCheck,
+        GateReport,
+        Threshold,
+        check_manifests,
+        parse_threshold,
+        run_gate,
+    )
+    from evalkit.gate._junit import junit_xml, write_junit
+    from evalkit.gate._stats import (
+        PairedComparison,
+        bootstrap_mean_diffs,
+        compare_paired,
+        mcnemar_exact,
+        paired_bootstrap,
+    )
+
+_HOMES = {
+    "evalkit.gate._gate": ("GateCheck", "GateReport", "Threshold", "check_manifests", "parse_threshold", "run_gate"),
+    "evalkit.gate._junit": ("junit_xml", "write_junit"),
+    "evalkit.gate._stats": ("PairedComparison", "bootstrap_mean_diffs", "compare_paired", "mcnemar_exact",
+                            "paired_bootstrap"),
+}
+_WHERE = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = [
+    "GateCheck",
+    "GateReport",
+    "PairedComparison",
+    "Threshold",
+    "bootstrap_mean_diffs",
+    "check_manifests",
+    "compare_paired",
+    "junit_xml",
+    "mcnemar_exact",
+    "paired_bootstrap",
+    "parse_threshold",
+    "run_gate",
+    "write_junit",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evalkit.gate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -68,9 +68,29 @@ def test_unknown_option_is_a_config_error(fake_runner: list[Any]) -> None:
     assert fake_runner == []
 
 
-@pytest.mark.skipif(importlib.util.find_spec("evalkit.runner") is None,
-                    reason="evalkit.runner (the lead's runner) is not in this checkout yet")
+_NO_RUNNER = pytest.mark.skipif(importlib.util.find_spec("evalkit.runner") is None,
+                                reason="evalkit.runner (the lead's runner) is not in this checkout yet")
+
+
+@_NO_RUNNER
 def test_evaluate_with_the_real_runner_on_the_demo_data(tmp_path: Path) -> None:
-    result = evaluate("fake:echo", ["cmmlu"], data_dir=DEMO, output=tmp_path, limit=4, no_cache=True)
+    result = evaluate("fake:echo", ["cmmlu"], data_dir=DEMO, output=tmp_path, limit=4, no_cache=True, quiet=True)
     assert 0.0 <= result.score("cmmlu", "acc") <= 1.0
-    assert len(result.samples("cmmlu")) == result.tasks["cmmlu"].n
+    samples = result.samples("cmmlu")
+    assert len(samples) == result.tasks["cmmlu"].n == 12  # 3 demo subjects x limit 4
+    assert sum(s["correct"] for s in samples) / len(samples) == pytest.approx(result.score("cmmlu", "acc"))
+
+
+@_NO_RUNNER
+def test_evaluate_accepts_a_loaded_backend_and_two_real_runs_gate_cleanly(tmp_path: Path) -> None:
+    from evalkit.backends import load_backend
+    from evalkit.gate import run_gate
+
+    first = evaluate("fake:echo", "ceval", data_dir=DEMO, output=tmp_path, limit=3, no_cache=True, quiet=True)
+    second = evaluate(load_backend("fake:echo"), "ceval", data_dir=DEMO, output=tmp_path, limit=3, no_cache=True,
+                      quiet=True)
+    assert second.score("ceval", "acc") == first.score("ceval", "acc")
+    report = run_gate(second, baseline=first)  # same task spec, prompt and data: manifests agree
+    assert report.passed and report.notes == ()
+    (check,) = report.checks
+    assert check.comparison is not None and check.comparison.n == 9 and check.comparison.p_value == 1.0

@@ -9,6 +9,8 @@ JSONL files, one per model; the file stem is the model name (three official file
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,8 @@ import orjson
 
 from evalkit.errors import DataError
 
-__all__ = ["CATEGORY_TEMPERATURE", "HUB_DATASET", "Question", "answer_questions", "demo_dir", "load_model_answers", "load_questions", "load_references",
+__all__ = ["CATEGORY_TEMPERATURE", "HUB_DATASET", "Question", "answer_questions", "demo_dir", "load_model_answers",
+           "load_questions", "load_references",
            "write_model_answers"]
 
 HUB_DATASET = "HuggingFaceH4/mt_bench_prompts"
@@ -47,6 +50,22 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 raise DataError(f"{path}:{lineno}: expected a JSON object per line")
             rows.append((lineno, row))
     return rows
+
+
+def _hub_allowed() -> bool:
+    if any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+           for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "EVALKIT_OFFLINE")):
+        return False
+    return importlib.util.find_spec("datasets") is not None
+
+
+def _note_read(path: Path) -> None:
+    """Record a data file for the run manifest (the task layer's registry of files read)."""
+    try:
+        from evalkit.tasks._data import FILES_READ
+    except ImportError:
+        return
+    FILES_READ.add(str(path))
 
 
 def demo_dir() -> Path:
@@ -83,9 +102,10 @@ def load_questions(data_dir: Path | None, *, hub: bool = True,
     if data_dir is not None:
         path = data_dir / "mt_bench" / "question.jsonl"
         if path.is_file():
+            _note_read(path)
             return _questions_from_file(path)
         warn(f"{path} not found; trying the HF hub")
-    if hub:
+    if hub and _hub_allowed():
         try:
             return _questions_from_hub()
         except Exception as exc:  # noqa: BLE001 - offline, missing package, moved dataset: fall back, loudly
@@ -110,6 +130,7 @@ def load_references(data_dir: Path | None, questions: list[Question], file: str 
         candidates.append(Path(questions[0].source).parent / "reference_answer" / file)
     for path in candidates:
         if path.is_file():
+            _note_read(path)
             for lineno, row in _read_jsonl(path):
                 refs[str(row.get("question_id"))] = _turns_of(path, lineno, row)
             break
@@ -158,6 +179,7 @@ DEFAULT_TEMPERATURE = 0.7  # FastChat's default for categories not in its table
 
 def answer_questions(backend: Any, questions: list[Question], *, temperatures: dict[str, float] | None = None,
                      max_tokens: int = 1024, seed: int = 0, system: str | None = None,
+                     default_temperature: float = DEFAULT_TEMPERATURE,
                      on_turn: Callable[[int], None] = lambda n: None) -> dict[str, tuple[str, ...]]:
     """Answer every turn of every question: turn t sees the model's own earlier answers in the history.
 
@@ -173,7 +195,7 @@ def answer_questions(backend: Any, questions: list[Question], *, temperatures: d
         groups: dict[float, list[Question]] = {}
         for q in questions:
             if turn < len(q.turns):
-                groups.setdefault(table.get(q.category, DEFAULT_TEMPERATURE), []).append(q)
+                groups.setdefault(table.get(q.category, default_temperature), []).append(q)
         for temperature, group in sorted(groups.items()):
             for q in group:
                 history[q.question_id].append(Message("user", q.turns[turn]))

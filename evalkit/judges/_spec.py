@@ -197,7 +197,7 @@ class JudgeConfig:
     (backend options for every judge model), `--judge-votes` (samples per judge).
     """
 
-    definition: str
+    definition: str = ""
     models: tuple[str, ...] = ()
     args: dict[str, str] = field(default_factory=dict)
     votes: int = 1
@@ -207,9 +207,23 @@ class JudgeConfig:
     baseline: str | None = None
     labels: str | None = None
 
-    def load_definition(self) -> JudgeDefinition:
-        """The judge definition, with `mode` overridden when set."""
-        definition = load_judge_definition(self.definition)
+    @classmethod
+    def from_cli(cls, *, definition: str | None = None, models: tuple[str, ...] | list[str] = (),
+                 args: dict[str, str] | None = None, votes: int = 1, reducer: str = "mean",
+                 mode: str | None = None, dry_run: bool = False, baseline: str | None = None,
+                 labels: str | None = None) -> JudgeConfig:
+        """Build from the run flags --judge, --judge-model (repeatable), --judge-args, --judge-votes.
+
+        An empty `definition` means "the task's default judge" (mt_bench: mt-bench-single).
+        """
+        if votes < 1:
+            raise ConfigError(f"--judge-votes must be at least 1 (got {votes})")
+        return cls(definition=definition or "", models=tuple(models), args=dict(args or {}), votes=votes,
+                   reducer=reducer, mode=mode, dry_run=dry_run, baseline=baseline, labels=labels)
+
+    def load_definition(self, default: str = "mt-bench-single") -> JudgeDefinition:
+        """The judge definition (`default` when none was named), with `mode` overridden when set."""
+        definition = load_judge_definition(self.definition or default)
         if self.mode:
             if self.mode not in ("generate", "probability"):
                 raise ConfigError(f"judge mode '{self.mode}': use generate or probability")

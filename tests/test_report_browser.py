@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from evalkit.report import build_site, load_run, run_from_results
+from evalkit.report import build_site, load_runs, run_from_results
 from evalkit.report._model import discover_results
 from evalkit.store._lmeval_import import import_lmeval_results
 
@@ -32,7 +32,8 @@ QWEN_MT = "samples/20261102-090000-qwen2.5-0.5b-cccc/mt_bench.html"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    runs = [load_run(p) for p in discover_results([FIXTURES / "runs"])]
+    paths = discover_results([FIXTURES / "fixture_runs", FIXTURES / "judged"])
+    runs = [run for p in paths for run in load_runs(p)]
     runs.append(run_from_results(import_lmeval_results(LMEVAL), source="lm-eval"))
     out = tmp_path_factory.mktemp("site")
     build_site(runs, out)
@@ -97,15 +98,16 @@ def test_index_rows_sorting_and_filters(open_page: Any) -> None:
     page = open_page("index.html")
     models = page.column("#leaderboard tbody td.model")
     assert sorted(m.replace(" lm-eval", "") for m in models) == [
-        "Qwen/Qwen2.5-0.5B", "qwen2.5-0.5b", "smollm2", "vicuna-13b-v1.3"]
+        "Qwen/Qwen2.5-0.5B", "alpaca-13b", "gpt-4", "qwen2.5-0.5b", "smollm2", "vicuna-13b-v1.3"]
     # the leaderboard starts in rank order
-    assert page.column("#leaderboard tbody td.rank") == ["1", "2", "3", "4"]
+    ranks = [int(r) for r in page.column("#leaderboard tbody td.rank")]
+    assert ranks == sorted(ranks) and ranks[0] == 1
     header = page.page.locator('#leaderboard th[data-col="wikitext.word_perplexity"]')
     header.click()  # lower is better: ascending first, the model without wikitext last
     order = page.column("#leaderboard tbody td.model")
     assert order[0].startswith("Qwen/Qwen2.5-0.5B") and order[1] == "smollm2"
     cells = page.page.locator('#leaderboard tbody td[data-family="perplexity"]:not(.group)').all_inner_texts()
-    assert cells[2:] == ["", ""]  # empty cells, not zeros, and sorted last
+    assert cells[2:] == [""] * 4  # empty cells, not zeros, and sorted last
     header.click()  # now descending: smollm2 (38.x) before Qwen (21.7)
     order = page.column("#leaderboard tbody td.model")
     assert order[0] == "smollm2" and order[1].startswith("Qwen/Qwen2.5-0.5B")

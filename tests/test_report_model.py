@@ -13,10 +13,13 @@ from evalkit.report import (
     format_value,
     leaderboard_for,
     load_run,
+    load_runs,
     merge_rows,
     run_from_results,
 )
 from evalkit.report._model import headline_metric, lower_is_better, overview_columns, task_result
+from evalkit.report._samples import sample_record
+from evalkit.store._rundir import read_jsonl
 from evalkit.store._lmeval_import import convert_lmeval_results, import_lmeval_results
 
 FIXTURES = Path(__file__).parent / "data" / "report"
@@ -130,7 +133,7 @@ def test_special_sections_when_keys_exist() -> None:
 
 
 def test_fixture_runs_load_and_merge() -> None:
-    paths = discover_results([FIXTURES / "runs"])
+    paths = discover_results([FIXTURES / "fixture_runs"])
     assert len(paths) == 4
     runs = [load_run(p) for p in paths]
     board = leaderboard_for(runs)
@@ -195,3 +198,34 @@ def test_lmeval_import_errors(tmp_path: Path) -> None:
         import_lmeval_results(bad)
     with pytest.raises(DataError, match="no such"):
         import_lmeval_results(tmp_path / "missing.json")
+
+
+def test_judged_answers_run_becomes_one_row_per_model() -> None:
+    """`evalkit judge` output (real, made with scripted fake judges): scores per model, reliability, ranking."""
+    (path,) = discover_results([FIXTURES / "judged"])
+    parent, *models = load_runs(path)
+    assert not parent.listed and parent.label == "judged answers of 3 models"
+    assert [m.label for m in models] == ["alpaca-13b", "gpt-4", "vicuna-13b-v1.3"]
+    gpt4 = models[1].tasks["mt_bench"]
+    assert models[1].page_id == parent.run_id and models[1].parent == parent.run_id
+    value = gpt4.value("score")
+    assert value is not None and value.ci95 is not None and value.ci95[0] < value.value < value.ci95[1]
+    assert gpt4.family == "multiturn_judge" and set(gpt4.turns) == {"turn 1"}
+    assert {"writing", "roleplay", "reasoning"} <= set(gpt4.categories)
+    task = parent.tasks["mt_bench"]
+    assert task.reliability["valid_rate"] == 1.0
+    assert [r["model"] for r in task.ranking][0] == "gpt-4" and all("rating" in r for r in task.ranking)
+    board = leaderboard_for([parent, *models])
+    assert sorted(r.label for r in board.rows) == ["alpaca-13b", "gpt-4", "vicuna-13b-v1.3"]
+    cell = next(iter(board.rows[0].cells.values()))
+    assert cell.run_id == parent.run_id
+
+
+def test_judge_sample_rows_show_answer_and_judge_text() -> None:
+    (path,) = discover_results([FIXTURES / "judged"])
+    line = next(read_jsonl(path.parent / "samples" / "mt_bench.jsonl"))
+    record = sample_record(line, 0)
+    assert record["responses"] == [line["prediction"]]
+    assert record["model"] == line["models"][0]
+    assert record["votes"][0]["reasoning"] == line["responses"][0]
+    assert record["votes"][0]["verdict"] == "8.0" and record["votes"][0]["judge"].endswith("#0")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.cli import main
-from evalkit.report import build_site, load_run, run_from_results
+from evalkit.report import build_site, load_runs, run_from_results
 from evalkit.report._build import json_script
 from evalkit.report._model import discover_results
 from evalkit.report._samples import chunk_script, sample_record
@@ -23,7 +23,8 @@ PAYLOAD_MARKERS = ("<script>window.__pwned", "<img src=x onerror", "<b>bold</b>"
 
 
 def _runs() -> list:
-    runs = [load_run(p) for p in discover_results([FIXTURES / "runs"])]
+    paths = discover_results([FIXTURES / "fixture_runs", FIXTURES / "judged"])
+    runs = [run for p in paths for run in load_runs(p)]
     runs.append(run_from_results(import_lmeval_results(LMEVAL), source="lm-eval"))
     return runs
 
@@ -87,7 +88,10 @@ def test_index_table_rows_and_empty_cells(site: Path) -> None:
     html = (site / "index.html").read_text(encoding="utf-8")
     body = html[html.index('<table class="board"'): html.index("</table>")]
     models = re.findall(r'<td class="model" data-v="([^"]+)"', body)
-    assert sorted(models) == ["Qwen/Qwen2.5-0.5B", "qwen2.5-0.5b", "smollm2", "vicuna-13b-v1.3"]
+    assert sorted(models) == ["Qwen/Qwen2.5-0.5B", "alpaca-13b", "gpt-4", "qwen2.5-0.5b", "smollm2",
+                              "vicuna-13b-v1.3"]
+    # models of a judged-answers run link to that run's page
+    assert 'href="runs/20261122-162228-judge-mt-bench-single-5779.html"' in body
     assert 'title="not run"' in body  # vicuna has no ceval: an empty cell, not 0
     assert body.count('class="num best') >= 5
 
@@ -130,7 +134,7 @@ def test_json_escaping_helpers() -> None:
 
 def test_cli_builds_site(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "site"
-    code = main(["report", str(FIXTURES / "runs"), "--import-lm-eval", str(LMEVAL), "-o", str(out)])
+    code = main(["report", str(FIXTURES / "fixture_runs"), "--import-lm-eval", str(LMEVAL), "-o", str(out)])
     assert code == 0 and (out / "index.html").is_file()
     assert "pages" in capsys.readouterr().out
 

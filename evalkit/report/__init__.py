@@ -28,6 +28,7 @@ __all__ = [
     "format_value",
     "leaderboard_for",
     "load_run",
+    "load_runs",
     "merge_rows",
     "reports_dir",
     "run_from_results",

@@ -166,7 +166,7 @@ def build_site(runs: Sequence[Run], out: Path, *, title: str = "evalkit leaderbo
     if not runs:
         raise DataError("no runs to report: pass runs/, a run directory, a results.json or --import-lm-eval FILE")
     seen: dict[str, Run] = {}
-    for run in runs:
+    for run in (r for r in runs if r.parent is None):
         if run.slug in seen:
             raise DataError(f"two results share the run id {run.run_id!r} ({seen[run.slug].path} and {run.path}); "
                             "pass each run once")
@@ -177,17 +177,18 @@ def build_site(runs: Sequence[Run], out: Path, *, title: str = "evalkit leaderbo
     rows = merge_rows(runs)
     board = build_leaderboard(rows, overview_columns(rows))
     samples: dict[tuple[str, str], dict[str, Any]] = {}
-    for run in sorted(runs, key=lambda r: r.run_id):
+    pages = sorted(seen.values(), key=lambda r: r.run_id)
+    for run in pages:
         for task in run.tasks:
             source = run.sample_file(task)
             if source is not None:
                 samples[(run.run_id, task)] = _write_samples(writer, run, task, source)
-    writer.page("index.html.j2", "index.html", board=board, tasks=tasks, runs=sorted(runs, key=lambda r: r.run_id))
+    writer.page("index.html.j2", "index.html", board=board, tasks=tasks, runs=pages)
     for task in tasks:
         task_board = build_leaderboard([r for r in rows if task in r.results], task_columns(rows, task))
         writer.page("task.html.j2", f"tasks/{slug(task)}.html", task=task,
-                    board=task_board, **task_context(task_board, task, samples))
-    for run in runs:
+                    board=task_board, **task_context(task_board, task, pages, samples))
+    for run in pages:
         writer.page("run.html.j2", f"runs/{run.slug}.html", run=run, **run_context(run, samples))
     return SiteSummary(out=out, pages=writer.pages, sample_pages=len(samples), models=len(rows), tasks=len(tasks))
 

@@ -23,14 +23,14 @@ def report(
 
     from evalkit.errors import DataError
     from evalkit.report._build import build_site
-    from evalkit.report._model import discover_results, load_run, run_from_results
+    from evalkit.report._model import discover_results, load_runs, run_from_results
     from evalkit.store._lmeval_import import import_lmeval_results
 
     if not runs and not import_lm_eval:
         raise DataError("nothing to report: pass runs/ (or run directories / results.json files) "
                         "or --import-lm-eval results_*.json")
     started = time.perf_counter()
-    loaded = [load_run(path) for path in discover_results(runs or [])]
+    loaded = [run for path in discover_results(runs or []) for run in load_runs(path)]
     for path in import_lm_eval or []:
         loaded.append(run_from_results(import_lmeval_results(path), path=None, source="lm-eval"))
     if not loaded:

@@ -32,7 +32,9 @@ __all__ = [
     "format_value",
     "headline_metric",
     "is_fraction_metric",
+    "judged_model_runs",
     "load_run",
+    "load_runs",
     "lower_is_better",
     "merge_rows",
     "run_from_results",
@@ -53,7 +55,8 @@ _HEADLINES = ("acc", "acc_norm", "score", "exact_match", "f1", "rouge", "word_pe
 _LOWER_BETTER = re.compile(r"perplexity|bits_per_byte|loss|(^|_)ece$|error|(^|_)ppl$")
 _FRACTION = re.compile(r"(^|_)(acc|accuracy|exact_match|em|f1|rouge\w*|match|rate|kappa|consistency|win)"
                        r"($|_)|^acc")
-_COUNT_KEYS = frozenset({"n", "subjects", "count", "total"})
+_COUNT_KEYS = frozenset({"n", "subjects", "count", "total", "datasets", "items", "invalid", "battles", "truncated",
+                         "retries", "rank"})
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -84,7 +87,8 @@ def _is_number(value: Any) -> bool:
 def metric_names(values: Mapping[str, Any]) -> list[str]:
     """The numeric metric keys of a metrics mapping, without stderrs and counts, in stored order."""
     return [k for k, v in values.items()
-            if _is_number(v) and not k.endswith("_stderr") and k not in _COUNT_KEYS and not k.startswith("n_")]
+            if _is_number(v) and not k.endswith(("_stderr", "_ci_low", "_ci_high")) and k not in _COUNT_KEYS
+            and not k.startswith("n_")]
 
 
 def headline_metric(values: Mapping[str, Any]) -> str | None:
@@ -121,10 +125,14 @@ class Value:
     value: float
     stderr: float | None = None
     n: int | None = None
+    low: float | None = None
+    high: float | None = None
 
     @property
     def ci95(self) -> tuple[float, float] | None:
-        """Normal-approximation 95 % confidence interval (value ± 1.96 stderr)."""
+        """The stored 95 % interval (e.g. bootstrap `_ci_low`/`_ci_high`), else value ± 1.96 stderr."""
+        if self.low is not None and self.high is not None:
+            return (self.low, self.high)
         if self.stderr is None:
             return None
         return (self.value - 1.96 * self.stderr, self.value + 1.96 * self.stderr)
@@ -132,7 +140,8 @@ class Value:
     @property
     def half_width(self) -> float | None:
         """Half the width of the 95 % interval."""
-        return None if self.stderr is None else 1.96 * self.stderr
+        ci = self.ci95
+        return None if ci is None else (ci[1] - ci[0]) / 2
 
 
 def _value_of(values: Mapping[str, Any], metric: str, n: Any = None) -> Value | None:
@@ -141,8 +150,10 @@ def _value_of(values: Mapping[str, Any], metric: str, n: Any = None) -> Value | 
         return None
     stderr = values.get(f"{metric}_stderr")
     count = values.get("n", n)
+    low, high = values.get(f"{metric}_ci_low"), values.get(f"{metric}_ci_high")
+    both = _is_number(low) and _is_number(high)
     return Value(float(raw), float(stderr) if _is_number(stderr) else None,
-                 int(count) if _is_number(count) else None)
+                 int(count) if _is_number(count) else None, float(low) if both else None, float(high) if both else None)
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -193,12 +204,20 @@ class TaskResult:
 
     @property
     def ranking(self) -> list[dict[str, Any]]:
-        """Bradley-Terry style ranking rows {model, rating, ci_low, ci_high}, best first."""
+        """Bradley-Terry style ranking rows {model, rating (or elo), ci_low, ci_high}, best first.
+
+        Each returned row has `rating` set (copied from `elo` when only that is present).
+        """
         rows = self._special("ranking")
         if not isinstance(rows, list):
             return []
-        good = [dict(r) for r in rows if isinstance(r, Mapping) and _is_number(r.get("rating"))]
-        return sorted(good, key=lambda r: (-float(r["rating"]), str(r.get("model", ""))))
+        good = []
+        for row in rows:
+            if isinstance(row, Mapping):
+                rating = row.get("rating", row.get("elo"))
+                if _is_number(rating):
+                    good.append({**row, "rating": float(rating)})
+        return sorted(good, key=lambda r: (-r["rating"], str(r.get("model", ""))))
 
     @property
     def turns(self) -> dict[str, float]:
@@ -212,11 +231,19 @@ class TaskResult:
 
     @property
     def buckets(self) -> dict[str, dict[str, Any]]:
-        """Per length bucket results ({"0-4k": {...}}), from a `length_buckets`/`buckets` key or bucket-named groups."""
+        """Per length bucket results ({"0-4k": {"score": ..}}): from a `length_buckets`/`buckets` key, from
+        metrics named `<metric>_<bucket>` (LongBench-E: `score_0-4k`), or from bucket-named groups."""
         for key in ("length_buckets", "buckets", "by_length"):
             found = _nested(self._special(key))
             if found:
                 return found
+        from_metrics: dict[str, dict[str, Any]] = {}
+        for key, value in self.metrics.items():
+            metric, _, bucket = key.rpartition("_")
+            if metric and _BUCKET.match(bucket) and _is_number(value):
+                from_metrics.setdefault(bucket, {})[metric] = value
+        if from_metrics:
+            return from_metrics
         return {k: dict(v) for k, v in self.groups.items() if _BUCKET.match(k.strip())}
 
     @property
@@ -268,11 +295,20 @@ class Run:
     manifest: Mapping[str, Any] = field(default_factory=dict)
     source: str = "evalkit"
     path: Path | None = None
+    parent: str | None = None
+    listed: bool = True
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        """The model name people know."""
-        return str(self.model.get("name") or self.model.get("model") or self.run_id)
+        """The model name people know (a local path is shortened to its last part)."""
+        name = str(self.model.get("name") or self.model.get("model") or self.run_id)
+        return Path(name).name or name if name.startswith(("/", "./", "~")) else name
+
+    @property
+    def page_id(self) -> str:
+        """The run whose page shows this result (a model of a judged-answers run links to that run)."""
+        return self.parent or self.run_id
 
     @property
     def model_key(self) -> tuple[str, str, str]:
@@ -298,12 +334,68 @@ def run_from_results(data: Mapping[str, Any], *, path: Path | None = None, sourc
     tasks = _mapping(data.get("tasks"))
     model = data.get("model")
     model_map = _mapping(model) if isinstance(model, Mapping) else {"model": str(model or "unknown")}
+    if _is_answers_run(data) and "name" not in model_map:
+        model_map["name"] = f"judged answers of {len(model_map['models'])} models"
+    tasks = {k: v for k, v in tasks.items() if isinstance(v, Mapping)}
+    if len(tasks) == 1:  # `evalkit judge` keeps reliability and ranking beside "tasks"
+        (name, only), = tasks.items()
+        tasks = {name: {**{k: data[k] for k in ("reliability", "ranking") if k in data}, **only}}
     return Run(run_id=str(data.get("run_id") or (path.name if path else "run")),
                created=str(data.get("created") or ""), model=model_map, config=_mapping(data.get("config")),
-               tasks={str(k): task_result(str(k), v) for k, v in sorted(tasks.items()) if isinstance(v, Mapping)},
+               tasks={str(k): task_result(str(k), v) for k, v in sorted(tasks.items())},
                versions=_mapping(data.get("versions")), timing=_mapping(data.get("timing")),
-               usage=_mapping(data.get("usage")), manifest=_mapping(manifest),
-               source=str(source or data.get("source") or "evalkit"), path=path)
+               usage={**_mapping(data.get("usage")), **_prefixed("backend", data.get("backend_stats")),
+                      **_prefixed("judge", _mapping(data.get("judge")).get("cost"))},
+               manifest=_mapping(manifest), source=str(source or data.get("source") or "evalkit"), path=path,
+               listed=not _is_answers_run(data), extra={k: data[k] for k in ("judge", "warnings") if k in data})
+
+
+def _prefixed(prefix: str, value: Any) -> dict[str, Any]:
+    return {f"{prefix}.{k}": v for k, v in _mapping(value).items()}
+
+
+def _is_answers_run(data: Mapping[str, Any]) -> bool:
+    model = data.get("model")
+    return isinstance(model, Mapping) and isinstance(model.get("models"), list) and isinstance(data.get("scores"),
+                                                                                                  Mapping)
+
+
+def judged_model_runs(parent: Run, data: Mapping[str, Any]) -> list[Run]:
+    """One leaderboard row per model of a judged-answers run (`evalkit judge`: results["scores"][model]).
+
+    Single grading gives {"mean", "ci_low", "ci_high", "n", "by_turn": {"turn1": ..}, "by_category": {..}}
+    per model (→ metrics score, score_ci_low/high, turn1.., groups per category); pairwise gives
+    {"score_rate", "n"}.
+    """
+    task = next(iter(parent.tasks), "judged")
+    rows = []
+    for model, entry in sorted(_mapping(data.get("scores")).items()):
+        entry = _mapping(entry)
+        metrics: dict[str, Any] = {}
+        if _is_number(entry.get("mean")):
+            metrics["score"] = entry["mean"]
+            if _is_number(entry.get("ci_low")) and _is_number(entry.get("ci_high")):
+                metrics.update(score_ci_low=entry["ci_low"], score_ci_high=entry["ci_high"])
+        metrics.update({k: v for k, v in entry.items() if k == "score_rate" and _is_number(v)})
+        metrics.update({k: v for k, v in _mapping(entry.get("by_turn")).items() if _is_number(v)})
+        groups = {str(c): {"score": v} for c, v in _mapping(entry.get("by_category")).items() if _is_number(v)}
+        result = {"metrics": metrics, "groups": groups, "n": entry.get("n"),
+                  "info": {"kind": "multiturn_judge", "invalid": entry.get("invalid")}}
+        rows.append(Run(run_id=f"{parent.run_id}#{model}", created=parent.created,
+                        model={"backend": "answers", "model": str(model)}, config=parent.config,
+                        tasks={task: task_result(task, result)}, source=parent.source, parent=parent.run_id))
+    return rows
+
+
+def load_runs(path: Path) -> list[Run]:
+    """Read runs/<run_id>/ (or its results.json); a judged-answers run also yields one run per judged model."""
+    from evalkit.store._rundir import read_results
+
+    results_file = path / "results.json" if path.is_dir() else path
+    run = load_run(results_file)
+    if run.listed:
+        return [run]
+    return [run, *judged_model_runs(run, read_results(results_file))]
 
 
 def load_run(path: Path) -> Run:
@@ -411,7 +503,7 @@ def merge_rows(runs: Sequence[Run]) -> list[Row]:
     """One row per model identity; for each task the newest run (by `created`, then run id) wins."""
     by_key: dict[tuple[str, str, str], dict[str, tuple[Run, TaskResult]]] = {}
     sources: dict[tuple[str, str, str], str] = {}
-    for run in sorted(runs, key=lambda r: (r.created, r.run_id)):
+    for run in sorted((r for r in runs if r.listed), key=lambda r: (r.created, r.run_id)):
         results = by_key.setdefault(run.model_key, {})
         sources[run.model_key] = run.source
         for name, task in run.tasks.items():
@@ -439,7 +531,7 @@ def _rank_column(rows: Sequence[Row], column: Column) -> dict[int, Cell]:
             continue
         value = pair[1].value(column.metric, column.group)
         if value is not None:
-            found.append((index, value, pair[0].run_id))
+            found.append((index, value, pair[0].page_id))
     ranks = _competition_ranks([v.value for _, v, _ in found], column.lower_better)
     return {index: Cell(value, run_id, rank, best=rank == 1 and len(found) > 1)
             for (index, value, run_id), rank in zip(found, ranks)}

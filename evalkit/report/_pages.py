@@ -36,7 +36,7 @@ def _heat(value: float, lo: float, hi: float, lower_better: bool) -> str:
     return f"h{min(HEAT_LEVELS - 1, int(share * HEAT_LEVELS))}"
 
 
-def breakdown(title: str, part: str, labels: Sequence[str], tables: Sequence[Mapping[str, Mapping[str, Any]]],
+def breakdown(title: str, part_label: str, labels: Sequence[str], tables: Sequence[Mapping[str, Mapping[str, Any]]],
               metric: str | None = None) -> dict[str, Any] | None:
     """A table of named parts (groups, subjects, buckets) × models, with heat classes per part.
 
@@ -67,7 +67,7 @@ def breakdown(title: str, part: str, labels: Sequence[str], tables: Sequence[Map
                           "heat": _heat(value, min(present), max(present), lower_is_better(metric)),
                           "title": f"{metric} {format_value(metric, value)}{note}" + (f", n={count}" if count else "")})
         rows.append({"name": part, "cells": cells})
-    return {"title": title, "part": part, "metric": metric, "models": list(labels), "rows": rows}
+    return {"title": title, "part": part_label, "metric": metric, "models": list(labels), "rows": rows}
 
 
 def _number(value: Any) -> float | None:
@@ -93,7 +93,7 @@ def _headline_chart(board: Leaderboard, task: str) -> Any:
 
 
 def _ranking(results: Sequence[tuple[str, Run, TaskResult]]) -> dict[str, Any] | None:
-    for _, run, result in results:
+    for _, run, result in sorted(results, key=lambda r: (r[1].created, r[1].run_id), reverse=True):
         rows = result.ranking
         if rows:
             bars = [Bar(str(r.get("model", "?")), float(r["rating"]),
@@ -107,20 +107,58 @@ def _radar(results: Sequence[tuple[str, Run, TaskResult]]) -> Any:
     tables = [(label, r.categories) for label, _, r in results if r.categories]
     if not tables:
         return ""
-    axes = list(dict.fromkeys(k for _, t in tables for k in t))
     metric = next((m for _, t in tables for v in t.values() if (m := headline_metric(v))), None)
-    if metric is None or len(axes) < 3:
+    if metric is None:
         return ""
-    series = [(label, {a: float(t[a][metric]) for a in axes if _number(t.get(a, {}).get(metric)) is not None})
-              for label, t in tables[:_RADAR_SERIES]]
+    # one polygon per model over the categories of the best-covered model; a model that lacks one of them
+    # is left out rather than drawn with a fake zero
+    axes = max((list(t) for _, t in tables), key=len)
+    complete = [(label, t) for label, t in tables
+                if all(_number(t.get(a, {}).get(metric)) is not None for a in axes)]
+    if len(axes) < 3 or not complete:
+        return ""
+    series = [(label, {a: float(t[a][metric]) for a in axes}) for label, t in complete[:_RADAR_SERIES]]
     top = 10.0 if all(v <= 10 for _, vals in series for v in vals.values()) else None
     return radar_chart(axes, series, title=f"{metric} per category", max_value=top)
 
 
-def task_context(board: Leaderboard, task: str, samples: Mapping[tuple[str, str], Mapping[str, Any]]
-                 ) -> dict[str, Any]:
-    """Everything task.html.j2 shows beyond the leaderboard itself."""
+def _reliability_items(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a reliability mapping ("valid_rate", "between_judges cohen_kappa", ...)."""
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            out[name] = float(value)
+        elif isinstance(value, Mapping) and key not in ("rules", "judges", "pairs") and prefix.count(" ") < 2:
+            out.update(_reliability_items(value, f"{name} "))
+    return out
+
+
+def _reliability(runs: Sequence[Run], task: str) -> dict[str, Any] | None:
+    columns = [(run, _reliability_items(run.tasks[task].reliability)) for run in runs
+               if task in run.tasks and run.tasks[task].reliability]
+    columns = [(run, items) for run, items in columns if items]
+    if not columns:
+        return None
+    keys = list(dict.fromkeys(k for _, items in columns for k in items))
+
+    def shown(key: str, value: float | None) -> str:
+        if value is None:
+            return ""
+        counts = key.split(" ")[-1] in ("items", "retries", "low_confidence", "battles", "invalid")
+        return str(int(value)) if counts and value == int(value) else f"{value:.3f}"
+
+    return {"runs": [run for run, _ in columns],
+            "rows": [(k, [shown(k, items.get(k)) for _, items in columns]) for k in keys]}
+
+
+def task_context(board: Leaderboard, task: str, runs: Sequence[Run],
+                 samples: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str, Any]:
+    """Everything task.html.j2 shows beyond the leaderboard itself (`runs`: every run with a page)."""
     results = [(row.label, *row.results[task]) for row in board.rows if task in row.results]
+    with_task = [(run.label, run, run.tasks[task]) for run in runs if task in run.tasks]
     labels = [label for label, _, _ in results]
     family = results[0][2].family if results else "other"
     turns = [(label, r.turns) for label, _, r in results if r.turns]
@@ -133,9 +171,9 @@ def task_context(board: Leaderboard, task: str, samples: Mapping[tuple[str, str]
         "radar": _radar(results) if family == "multiturn_judge" else "",
         "turns": turns,
         "turn_names": list(dict.fromkeys(k for _, t in turns for k in t)),
-        "reliability": [(label, run, r.reliability) for label, run, r in results if r.reliability],
-        "ranking": _ranking(results),
-        "sample_links": [(label, run, samples[(run.run_id, task)]) for label, run, _ in results
+        "reliability": _reliability(runs, task),
+        "ranking": _ranking(with_task),
+        "sample_links": [(label, run, samples[(run.run_id, task)]) for label, run, _ in with_task
                          if (run.run_id, task) in samples],
     }
 
@@ -151,6 +189,11 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(value, list):
         return [item for i, v in enumerate(value) for item in _flatten(v, f"{prefix}[{i}]")]
     return [(prefix, "" if value is None else str(value))]
+
+
+def _judge(run: Run) -> Mapping[str, Any]:
+    judge = run.extra.get("judge")
+    return judge if isinstance(judge, Mapping) else {}
 
 
 def run_context(run: Run, samples: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str, Any]:
@@ -169,4 +212,6 @@ def run_context(run: Run, samples: Mapping[tuple[str, str], Mapping[str, Any]]) 
         "version_items": _flatten(run.versions),
         "timing_items": _flatten(run.timing),
         "usage_items": _flatten(run.usage),
+        "judge_items": _flatten({k: v for k, v in _judge(run).items() if k not in ("cost", "plan")}),
+        "warnings": [str(w) for w in run.extra.get("warnings") or []],
     }

@@ -17,7 +17,8 @@ __all__ = ["CHUNK_SIZE", "chunk_script", "iter_records", "sample_record"]
 
 CHUNK_SIZE = 200
 _KNOWN = frozenset({"id", "subset", "doc_index", "prompt", "target", "prediction", "correct", "score",
-                    "choice_logprobs", "responses", "votes", "turns", "question", "messages"})
+                    "choice_logprobs", "responses", "votes", "turns", "question", "messages", "models", "answers",
+                    "valid", "judge_prompt"})
 _MAX_EXTRA = 400
 
 
@@ -45,22 +46,47 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _vote(vote: Any) -> dict[str, Any]:
+def _judge_outputs(vote: Mapping[str, Any], raw: list[Any]) -> str:
+    """The judge's own text for a vote: its parts point into the sample's `responses` (evalkit judge)."""
+    texts = []
+    for part in vote.get("parts") or []:
+        if not isinstance(part, Mapping):
+            continue
+        index = part.get("response")
+        text = raw[index] if isinstance(index, int) and 0 <= index < len(raw) else part.get("raw")
+        if text:
+            head = f"[order {part['order']}] " if part.get("order") is not None and len(vote["parts"]) > 1 else ""
+            texts.append(head + _text(text))
+    return "\n\n".join(texts)
+
+
+def _vote(vote: Any, raw: list[Any]) -> dict[str, Any]:
     if not isinstance(vote, Mapping):
         return {"judge": "", "verdict": _text(vote), "valid": True, "reasoning": ""}
-    verdict = vote.get("score", vote.get("verdict", vote.get("rating")))
+    verdict = next((vote[k] for k in ("score", "verdict", "rating", "value") if vote.get(k) is not None), None)
     valid = vote.get("valid")
-    return {"judge": _text(vote.get("judge", vote.get("model", ""))),
-            "verdict": "" if verdict is None else _text(verdict),
-            "valid": bool(valid) if valid is not None else verdict is not None,
-            "reasoning": _text(vote.get("reasoning") or vote.get("raw") or vote.get("explanation") or "")}
+    reasoning = vote.get("reasoning") or vote.get("explanation") or _judge_outputs(vote, raw) or vote.get("raw")
+    judge = _text(vote.get("judge", vote.get("model", "")))
+    if vote.get("sample") is not None:
+        judge += f" #{vote['sample']}"
+    return {"judge": judge, "verdict": "" if verdict is None else _text(verdict),
+            "valid": bool(valid) if valid is not None else verdict is not None, "reasoning": _text(reasoning or "")}
+
+
+def _judge_layout(sample: Mapping[str, Any]) -> bool:
+    """evalkit judge rows keep the judge's raw outputs in `responses` and the model answer in `prediction`."""
+    votes = sample.get("votes")
+    return isinstance(votes, list) and any(isinstance(v, Mapping) and "parts" in v for v in votes)
 
 
 def _responses(sample: Mapping[str, Any]) -> list[str]:
-    if "responses" in sample and isinstance(sample["responses"], list):
-        return [_text(r) for r in sample["responses"]]
-    if "prediction" in sample:
+    answers = sample.get("answers")
+    if isinstance(answers, Mapping):
+        return [f"[{model}]\n{_text(text)}" for model, text in answers.items()]
+    if sample.get("prediction") is not None and (_judge_layout(sample) or "responses" not in sample):
         return [_text(sample["prediction"])]
+    if isinstance(sample.get("responses"), list):
+        return [_text(r) for r in sample["responses"]]
     return []
 
 
@@ -68,7 +94,9 @@ def sample_record(sample: Mapping[str, Any], index: int) -> dict[str, Any]:
     """The compact, display-ready form of one sample line."""
     correct = sample.get("correct")
     score = _number(sample.get("score"))
-    votes = [_vote(v) for v in sample["votes"]] if isinstance(sample.get("votes"), list) else []
+    raw = sample["responses"] if _judge_layout(sample) and isinstance(sample.get("responses"), list) else []
+    votes = [_vote(v, raw) for v in sample["votes"]] if isinstance(sample.get("votes"), list) else []
+    models = sample.get("models")
     logprobs = sample.get("choice_logprobs")
     extra = {k: _text(v)[:_MAX_EXTRA] for k, v in sorted(sample.items())
              if k not in _KNOWN and isinstance(v, (str, int, float, bool))}
@@ -76,6 +104,7 @@ def sample_record(sample: Mapping[str, Any], index: int) -> dict[str, Any]:
     return {
         "id": _text(sample.get("id", index)),
         "subset": _text(sample.get("subset")),
+        "model": ", ".join(str(m) for m in models) if isinstance(models, list) else "",
         "prompt": _text(prompt),
         "target": _text(sample.get("target")),
         "responses": _responses(sample),
@@ -84,6 +113,7 @@ def sample_record(sample: Mapping[str, Any], index: int) -> dict[str, Any]:
         "wrong": correct is False or (correct is None and score == 0.0),
         "votes": votes,
         "invalid": any(not v["valid"] for v in votes) or sample.get("valid") is False,
+        "judge_prompt": _text(sample.get("judge_prompt")),
         "logprobs": {str(k): _number(v) for k, v in sorted(logprobs.items())} if isinstance(logprobs, Mapping)
         else None,
         "extra": extra,

@@ -126,6 +126,7 @@
     var card = el("article", "sample");
     var head = el("header");
     head.appendChild(el("span", "sid", s.id));
+    if (s.model) { head.appendChild(el("span", "model", s.model)); }
     if (s.subset) { head.appendChild(el("span", "muted", s.subset)); }
     var verdict = verdictOf(s);
     if (verdict) { head.appendChild(el("span", "verdict " + verdict[1], verdict[0])); }
@@ -147,6 +148,8 @@
     }
     parts.forEach(function (p) { if (p) { card.appendChild(p); } });
     if (s.votes && s.votes.length) { card.appendChild(votesTable(s.votes)); }
+    var judgePrompt = field("judge prompt", s.judge_prompt, true);
+    if (judgePrompt) { card.appendChild(judgePrompt); }
     return card;
   }
 
@@ -185,7 +188,7 @@
       if (state.invalid && !s.invalid) { return false; }
       if (state.subset && s.subset !== state.subset) { return false; }
       if (!state.query) { return true; }
-      var hay = s._hay || (s._hay = [s.id, s.subset, s.prompt, s.target, s.responses.join("\n"),
+      var hay = s._hay || (s._hay = [s.id, s.model, s.subset, s.prompt, s.target, s.responses.join("\n"),
         s.votes.map(function (v) { return v.judge + " " + v.verdict + " " + v.reasoning; }).join("\n")]
         .join("\n").toLowerCase());
       return hay.indexOf(state.query) !== -1;

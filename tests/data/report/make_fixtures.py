@@ -1,6 +1,6 @@
 """Writes the report test fixtures (deterministic) and synthetic runs of any size.
 
-    python tests/data/report/make_fixtures.py          # rewrites tests/data/report/runs and lmeval/
+    python tests/data/report/make_fixtures.py          # rewrites tests/data/report/fixture_runs and lmeval/ (not "runs/": .gitignore hides that name)
 
 The numbers are invented; the shapes follow evalkit's results.json and lm-eval 0.4's results_*.json.
 """
@@ -44,7 +44,7 @@ def _ppl_task(rng: random.Random, scale: float) -> dict[str, Any]:
 def _mt_task(rng: random.Random, base: float, *, ranking: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     groups = {c: {"score": round(min(10, max(1, base + rng.uniform(-2, 2))), 2), "n": 20} for c in MT_CATEGORIES}
     task: dict[str, Any] = {
-        "metrics": {"score": base, "score_stderr": 0.11, "turn_1": round(base + 0.4, 2), "turn_2": round(base - 0.4, 2)},
+        "metrics": {"score": base, "score_stderr": 0.11, "turn1": round(base + 0.4, 2), "turn2": round(base - 0.4, 2)},
         "groups": groups, "n": 160,
         "info": {"kind": "multiturn_judge", "judge": "single-v1",
                  "reliability": {"valid_rate": 0.97, "cohen_kappa": 0.62, "fleiss_kappa": 0.58,
@@ -185,7 +185,7 @@ def write_synthetic_runs(root: Path, *, models: int = 30, tasks: int = 10, sampl
 
 
 if __name__ == "__main__":
-    target = HERE / "runs"
+    target = HERE / "fixture_runs"
     shutil.rmtree(target, ignore_errors=True)
     write_fixture_runs(target)
     write_lmeval_fixture(HERE / "lmeval" / "results_2026-11-01T12-00-00.500000.json")

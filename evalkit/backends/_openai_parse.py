@@ -111,8 +111,8 @@ def continuation_result(choice: dict[str, Any], *, context_len: int, prompt_len:
     tokens, logprobs, offsets, top = _echoed(choice, prompt_len)
     total, greedy, seen = 0.0, True, False
     for tok, lp, off, alternatives in zip(tokens, logprobs, offsets, top):
-        if off + len(tok) <= context_len:
-            continue
+        if off + len(tok) <= context_len and (tok or off < context_len):
+            continue  # context (an empty byte-piece at the boundary starts the continuation's character)
         if lp is None:
             raise NoPromptLogprobs("the continuation starts at the first prompt token, which has no logprob")
         seen = True

@@ -48,11 +48,13 @@ def _token_strings(backend: Backend, prompt: str, count: int) -> list[str] | Non
         ids = ids[1:]  # a BOS token the rolling scores do not include
     if len(ids) != count:
         return None
-    pieces, previous = [], ""
-    for i in range(1, len(ids) + 1):  # decode prefixes so multi-byte characters split cleanly
-        text = backend.decode(ids[:i])
-        pieces.append(text.removeprefix(previous))
-        previous = text
+    pieces, emitted = [], ""
+    for i in range(1, len(ids) + 1):  # decode prefixes: a token ending inside a character gets "" and the
+        text = backend.decode(ids[:i]).rstrip("\ufffd")  # token that completes the character carries it
+        if not text.startswith(emitted):
+            return None
+        pieces.append(text[len(emitted):])
+        emitted = text
     return pieces if "".join(pieces) == prompt else None
 
 

@@ -51,7 +51,7 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-class Page:  # noqa: D101 - a thin recorder
+class Page:
     """A page with every console error, page error and failed request recorded."""
 
     def __init__(self, browser: Any, site: Path, rel: str) -> None:

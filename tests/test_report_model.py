@@ -17,10 +17,11 @@ from evalkit.report import (
     merge_rows,
     run_from_results,
 )
-from evalkit.report._model import headline_metric, lower_is_better, overview_columns, task_result
+from evalkit.report._board import overview_columns
+from evalkit.report._model import headline_metric, lower_is_better, task_result
 from evalkit.report._samples import sample_record
-from evalkit.store._rundir import read_jsonl
 from evalkit.store._lmeval_import import convert_lmeval_results, import_lmeval_results
+from evalkit.store._rundir import read_jsonl
 
 FIXTURES = Path(__file__).parent / "data" / "report"
 LMEVAL = FIXTURES / "lmeval" / "results_2026-11-01T12-00-00.500000.json"
@@ -214,7 +215,7 @@ def test_judged_answers_run_becomes_one_row_per_model() -> None:
     assert {"writing", "roleplay", "reasoning"} <= set(gpt4.categories)
     task = parent.tasks["mt_bench"]
     assert task.reliability["valid_rate"] == 1.0
-    assert [r["model"] for r in task.ranking][0] == "gpt-4" and all("rating" in r for r in task.ranking)
+    assert task.ranking[0]["model"] == "gpt-4" and all("rating" in r for r in task.ranking)
     board = leaderboard_for([parent, *models])
     assert sorted(r.label for r in board.rows) == ["alpaca-13b", "gpt-4", "vicuna-13b-v1.3"]
     cell = next(iter(board.rows[0].cells.values()))

@@ -74,8 +74,8 @@ def test_csp_is_strict_and_hashes_match(site: Path) -> None:
     csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html).group(1)
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "default-src 'none'" in csp
     assert html.index("Content-Security-Policy") < html.index("<style>")
-    script = re.search(r"<script>(.*?)</script>", html, re.S).group(1)
-    style = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    script = re.search(r"<script>(.*?)</script>", html, re.DOTALL).group(1)
+    style = re.search(r"<style>(.*?)</style>", html, re.DOTALL).group(1)
 
     def digest(text: str) -> str:
         return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()

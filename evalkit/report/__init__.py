@@ -34,7 +34,9 @@ __all__ = [
     "run_from_results",
 ]
 
-_HOME = {name: "evalkit.report._build" for name in ("SiteSummary", "build_site", "leaderboard_for", "reports_dir")}
+_HOME = {**{name: "evalkit.report._build" for name in ("SiteSummary", "build_site", "leaderboard_for", "reports_dir")},
+         **{name: "evalkit.report._board" for name in ("Cell", "Column", "Leaderboard", "Row", "build_leaderboard",
+                                                       "merge_rows")}}
 
 
 def __getattr__(name: str) -> Any:

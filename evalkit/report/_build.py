@@ -18,21 +18,16 @@ import orjson
 from markupsafe import Markup
 
 from evalkit.errors import DataError
-from evalkit.report._model import (
-    FAMILY_LABELS,
+from evalkit.report._board import (
     Column,
     Leaderboard,
     Row,
-    Run,
     build_leaderboard,
-    format_value,
-    is_fraction_metric,
-    lower_is_better,
     merge_rows,
     overview_columns,
-    slug,
     task_columns,
 )
+from evalkit.report._model import FAMILY_LABELS, Run, format_value, is_fraction_metric, lower_is_better, slug
 from evalkit.report._pages import run_context, task_context
 from evalkit.report._samples import CHUNK_SIZE, chunk_script, iter_records
 

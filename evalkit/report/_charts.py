@@ -61,8 +61,8 @@ def bar_chart(bars: Sequence[Bar], *, title: str, fmt: str = "{:.1f}", zero: boo
     def x(v: float) -> float:
         return label_width + (v - lo) / (hi - lo) * plot_w
 
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-             f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+    parts = [(f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+              f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'),
              f"<title>{escape(title)}</title>"]
     for tick in _ticks(lo, hi):
         tx = x(tick)
@@ -113,9 +113,9 @@ def radar_chart(axes: Sequence[str], series: Sequence[tuple[str, dict[str, float
         r = radius * max(0.0, min(v, top)) / top
         return cx + r * math.cos(angle), cy + r * math.sin(angle)
 
-    parts = [f'<svg class="chart radar" viewBox="0 0 {size} {size + 20 * len(series)}" width="{size}" '
-             f'height="{size + 20 * len(series)}" role="img" aria-label="{escape(title)}" '
-             f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
+    parts = [(f'<svg class="chart radar" viewBox="0 0 {size} {size + 20 * len(series)}" width="{size}" '
+              f'height="{size + 20 * len(series)}" role="img" aria-label="{escape(title)}" '
+              f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>')]
     for level in (0.25, 0.5, 0.75, 1.0):
         ring = " ".join(f"{px:.1f},{py:.1f}" for px, py in (point(i, top * level) for i in range(len(axes))))
         parts.append(f'<polygon class="grid" points="{ring}"/>')

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,10 +11,10 @@ __all__ = ["register"]
 
 
 def report(
-    runs: Annotated[Optional[list[Path]], typer.Argument(
+    runs: Annotated[list[Path] | None, typer.Argument(
         help="runs/ folders, run directories or results.json files", show_default=False)] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the site (index.html)")] = Path("site"),
-    import_lm_eval: Annotated[Optional[list[Path]], typer.Option(
+    import_lm_eval: Annotated[list[Path] | None, typer.Option(
         "--import-lm-eval", help="An lm-eval results_*.json to show as a leaderboard row (repeatable)")] = None,
     title: Annotated[str, typer.Option(help="Site title")] = "evalkit leaderboard",
 ) -> None:

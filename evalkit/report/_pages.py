@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from evalkit.report._board import Leaderboard
 from evalkit.report._charts import Bar, bar_chart, radar_chart
 from evalkit.report._model import (
-    Leaderboard,
     Run,
     TaskResult,
     format_value,

@@ -125,7 +125,8 @@ def convert_lmeval_results(data: Mapping[str, Any], *, name: str = "results") ->
     """Convert a parsed lm-eval results dict; `name` (the file stem) makes the run id unique."""
     if not isinstance(data.get("results"), Mapping):
         raise DataError(f"{name}: not an lm-eval results file (no 'results' mapping)")
-    config = data.get("config") if isinstance(data.get("config"), Mapping) else {}
+    raw_config = data.get("config")
+    config: Mapping[str, Any] = raw_config if isinstance(raw_config, Mapping) else {}
     model = _model(config, data)
     children = {c for subs in (data.get("group_subtasks") or {}).values() for c in subs}
     tops = sorted(t for t in data["results"] if t not in children)

@@ -19,8 +19,12 @@
     var kind = th.getAttribute("data-sort");
     var current = th.classList.contains("sorted-asc") ? "asc" : th.classList.contains("sorted-desc") ? "desc" : null;
     var dir = current ? (current === "asc" ? "desc" : "asc") : (kind === "desc" ? "desc" : "asc");
-    $all("th", headRow).forEach(function (h) { h.classList.remove("sorted-asc", "sorted-desc"); });
+    $all("th", headRow).forEach(function (h) {
+      h.classList.remove("sorted-asc", "sorted-desc");
+      h.removeAttribute("aria-sort");
+    });
     th.classList.add("sorted-" + dir);
+    th.setAttribute("aria-sort", dir === "asc" ? "ascending" : "descending");
     var body = table.tBodies[0];
     var rows = Array.prototype.slice.call(body.rows);
     var keyed = rows.map(function (row, i) {
@@ -58,7 +62,11 @@
   function initBoards() {
     $all("table.board").forEach(function (table) {
       $all("thead th.sortable", table).forEach(function (th) {
+        th.tabIndex = 0;
         th.addEventListener("click", function () { sortTable(table, th); });
+        th.addEventListener("keydown", function (e) {
+          if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortTable(table, th); }
+        });
       });
     });
     $all(".chip").forEach(function (chip) {

@@ -23,7 +23,7 @@ def test_load_from_directory_or_results_file(run: RunResult) -> None:
     same = RunResult.load(str(RUNS / "base" / "results.json"))
     assert same == run
     assert run.run_id == "base" and run.path == RUNS / "base"
-    assert set(run.tasks) == {"cmmlu", "wikitext"}
+    assert set(run.tasks) == {"cmmlu", "wikitext", "longbench"}
     assert run.manifest["tasks"]["cmmlu"]["spec_sha256"]
     assert run.model["name"] == "constructed"
 
@@ -40,7 +40,7 @@ def test_score_addresses_task_group_and_subtask(run: RunResult) -> None:
 
 
 def test_missing_lookups_say_what_exists(run: RunResult) -> None:
-    with pytest.raises(MissingResult, match=r"no task 'mmlu' \(tasks: cmmlu, wikitext\)"):
+    with pytest.raises(MissingResult, match=r"no task 'mmlu' \(tasks: cmmlu, wikitext, longbench\)"):
         run.score("mmlu", "acc")
     with pytest.raises(KeyError):
         run.score("cmmlu", "f1")
@@ -71,7 +71,8 @@ def test_to_pandas_one_row_per_task_metric_with_stderr(run: RunResult) -> None:
     df = run.to_pandas()
     assert list(df.columns) == ["task", "level", "name", "metric", "value", "stderr", "n"]
     headline = df[df.level == "task"].set_index(["task", "metric"])
-    assert list(headline.index) == [("cmmlu", "acc"), ("wikitext", "word_perplexity")]
+    assert list(headline.index) == [("cmmlu", "acc"), ("wikitext", "word_perplexity"), ("wikitext", "token_perplexity"),
+                                    ("longbench", "score")]
     assert headline.loc[("cmmlu", "acc"), "stderr"] == run.stderr("cmmlu", "acc")
     assert headline.loc[("cmmlu", "acc"), "n"] == 200
     assert len(df[(df.task == "cmmlu") & (df.level == "group")]) == 3

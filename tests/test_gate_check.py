@@ -10,7 +10,7 @@ import pytest
 
 from evalkit.api import RunResult
 from evalkit.errors import GateError
-from evalkit.gate import parse_threshold, run_gate
+from evalkit.gate import parse_max_drops, parse_threshold, run_gate
 
 RUNS = Path(__file__).parent / "data" / "gate"
 
@@ -64,7 +64,7 @@ def test_noise_passes_and_real_drop_fails() -> None:
     noise = run_gate(_run("noise"), baseline=base)
     drop = run_gate(_run("drop"), baseline=base)
     assert noise.passed, [c.message for c in noise.checks]
-    assert {c.target for c in drop.failures} == {"cmmlu.acc", "wikitext.score"}
+    assert {c.target for c in drop.failures} == {"cmmlu.acc", "wikitext.word_perplexity", "longbench.score"}
     cmmlu = next(c for c in drop.checks if c.target == "cmmlu.acc")
     assert cmmlu.comparison is not None and cmmlu.comparison.method == "mcnemar"
     assert cmmlu.comparison.diff == pytest.approx(-0.14) and cmmlu.comparison.p_value < 1e-5
@@ -82,8 +82,11 @@ def test_improvement_never_fails_and_direction_follows_lower_is_better() -> None
     # baseline "drop" (worse accuracy, higher perplexity) -> new "base": both improve
     report = run_gate(_run("base"), baseline=_run("drop"))
     assert report.passed
-    ppl = next(c for c in report.checks if c.target == "wikitext.score")
+    ppl = next(c for c in report.checks if c.target == "wikitext.word_perplexity")
     assert ppl.comparison is not None and ppl.comparison.diff < 0 and ppl.comparison.p_value < 0.05
+    worse = next(c for c in run_gate(_run("drop"), baseline=_run("base")).checks
+                 if c.target == "wikitext.word_perplexity")
+    assert worse.comparison is not None and worse.comparison.diff > 0 and not worse.passed
 
 
 def test_identical_runs_have_p_one() -> None:
@@ -175,5 +178,50 @@ def test_samples_without_outcome_are_rejected(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     del rows[3]["correct"]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(GateError, match="neither a boolean 'correct' nor a numeric 'score'"):
+    with pytest.raises(GateError, match="neither a boolean 'correct', a numeric 'score' nor 'logprob'"):
         run_gate(RunResult.load(new), baseline=_run("base"))
+
+
+def test_perplexity_is_compared_as_corpus_perplexity() -> None:
+    base, drop = _run("base"), _run("drop")
+    check = next(c for c in run_gate(drop, baseline=base, tasks=["wikitext"]).checks)
+    assert check.comparison is not None
+    assert check.comparison.mean_base == pytest.approx(base.score("wikitext", "word_perplexity"), rel=1e-4)
+    assert check.comparison.mean_new == pytest.approx(drop.score("wikitext", "word_perplexity"), rel=1e-4)
+    assert check.comparison.ci_low < check.comparison.diff < check.comparison.ci_high
+
+
+def test_per_task_max_drop(tmp_path: Path) -> None:
+    base, drop = _run("base"), _run("drop")
+    report = run_gate(drop, baseline=base, max_drop={"*": 0.2, "wikitext": 5.0})
+    assert report.passed and {c.allowed_drop for c in report.checks} == {0.2, 5.0}
+    report = run_gate(drop, baseline=base, max_drop={"*": 0.2, "wikitext": 1.0})
+    assert [c.target for c in report.failures] == ["wikitext.word_perplexity"]
+    with pytest.raises(GateError, match="--max-drop for mmlu: not a compared task"):
+        run_gate(drop, baseline=base, max_drop={"mmlu": 0.1})
+    for bad in ("-0.1", "x", "=0.2", "wikitext=-1"):
+        with pytest.raises(GateError, match="--max-drop"):
+            parse_max_drops([bad])
+
+
+def test_null_scores_are_left_out_with_a_note(tmp_path: Path) -> None:
+    new = _copy("noise", tmp_path)
+    path = new / "samples" / "longbench.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows[:5]:
+        row["score"] = None  # e.g. a judgement that could not be parsed
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = run_gate(RunResult.load(new), baseline=_run("base"), tasks=["longbench"])
+    check = report.checks[0]
+    assert check.comparison is not None and check.comparison.n == 45 and check.unpaired == 5
+    assert any("without a score" in note and "new run 5" in note for note in report.notes)
+
+
+def test_record_kinds_must_match(tmp_path: Path) -> None:
+    new = _copy("noise", tmp_path)
+    rows = [json.loads(line) for line in (new / "samples" / "cmmlu.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["score"] = float(row.pop("correct"))
+    (new / "samples" / "cmmlu.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(GateError, match="baseline's samples are 'correct' records but the new run's are 'score'"):
+        run_gate(RunResult.load(new), baseline=_run("base"), tasks=["cmmlu"])

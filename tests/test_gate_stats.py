@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest, norm
 
-from evalkit.gate import bootstrap_mean_diffs, compare_paired, mcnemar_exact, paired_bootstrap
+from evalkit.gate import (
+    bootstrap_mean_diffs,
+    compare_paired,
+    compare_perplexity,
+    mcnemar_exact,
+    paired_bootstrap,
+)
 
 
 def _pairs(both: int, worse: int, better: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,3 +112,18 @@ def test_bootstrap_p_value_is_small_only_for_a_clear_shift() -> None:
 def test_bootstrap_rejects_bad_alpha() -> None:
     with pytest.raises(ValueError, match="alpha"):
         paired_bootstrap([1.0, 2.0], [1.0, 2.0], alpha=1.5)
+
+
+def test_perplexity_comparison_uses_corpus_perplexity() -> None:
+    rng = np.random.default_rng(9)
+    words = rng.integers(50, 500, size=60).astype(float)
+    nll = rng.uniform(3.0, 4.0, size=60)
+    base_lp = -nll * words
+    same = compare_perplexity(base_lp, words, base_lp.copy(), words.copy())
+    assert same.mean_base == pytest.approx(math.exp(nll @ words / words.sum()))
+    assert (same.diff, same.ci_low, same.ci_high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    noisy = compare_perplexity(base_lp, words, base_lp * (1 + rng.normal(0, 0.002, size=60)), words, seed=1)
+    worse = compare_perplexity(base_lp, words, base_lp * 1.02, words, seed=1)
+    assert noisy.p_value > 0.05 and noisy.ci_low < 0 < noisy.ci_high
+    expected = math.exp(1.02 * nll @ words / words.sum()) - same.mean_base
+    assert worse.diff == pytest.approx(expected) and worse.p_value < 1e-3 and worse.ci_low > 0

@@ -16,28 +16,26 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evalkit.gate._gate import (
-        GateCheck,
-        GateReport,
-        Threshold,
-        check_manifests,
-        parse_threshold,
-        run_gate,
-    )
+    from evalkit.gate._gate import run_gate
     from evalkit.gate._junit import junit_xml, write_junit
+    from evalkit.gate._manifest import check_manifests
+    from evalkit.gate._records import GateCheck, GateReport, Threshold, parse_max_drops, parse_threshold
     from evalkit.gate._stats import (
         PairedComparison,
         bootstrap_mean_diffs,
         compare_paired,
+        compare_perplexity,
         mcnemar_exact,
         paired_bootstrap,
     )
 
 _HOMES = {
-    "evalkit.gate._gate": ("GateCheck", "GateReport", "Threshold", "check_manifests", "parse_threshold", "run_gate"),
+    "evalkit.gate._gate": ("run_gate",),
+    "evalkit.gate._manifest": ("check_manifests",),
+    "evalkit.gate._records": ("GateCheck", "GateReport", "Threshold", "parse_max_drops", "parse_threshold"),
     "evalkit.gate._junit": ("junit_xml", "write_junit"),
-    "evalkit.gate._stats": ("PairedComparison", "bootstrap_mean_diffs", "compare_paired", "mcnemar_exact",
-                            "paired_bootstrap"),
+    "evalkit.gate._stats": ("PairedComparison", "bootstrap_mean_diffs", "compare_paired", "compare_perplexity",
+                            "mcnemar_exact", "paired_bootstrap"),
 }
 _WHERE = {name: module for module, names in _HOMES.items() for name in names}
 
@@ -49,9 +47,11 @@ __all__ = [
     "bootstrap_mean_diffs",
     "check_manifests",
     "compare_paired",
+    "compare_perplexity",
     "junit_xml",
     "mcnemar_exact",
     "paired_bootstrap",
+    "parse_max_drops",
     "parse_threshold",
     "run_gate",
     "write_junit",

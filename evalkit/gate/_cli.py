@@ -15,7 +15,7 @@ import typer
 from evalkit.errors import GateError
 
 if TYPE_CHECKING:
-    from evalkit.gate._gate import GateReport
+    from evalkit.gate._records import GateReport
 
 __all__ = ["gate", "register", "render_report"]
 
@@ -26,7 +26,7 @@ def render_report(report: GateReport) -> None:
     from rich.table import Table
 
     # CI logs are not terminals; rich would fall back to 80 columns and cut the check names.
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = Console(width=None if sys.stdout.isatty() else 140)
     level = f"{100 * (1 - report.alpha):g}% CI"
     table = Table(title="evalkit gate")
     table.add_column("")
@@ -45,8 +45,14 @@ def render_report(report: GateReport) -> None:
         table.add_row(status, f"{check.target} vs baseline", value, f"{cmp.mean_base:.4g}", diff,
                       f"{cmp.p_value:.3g} ({cmp.method})", str(cmp.n))
     console.print(table)
-    if report.max_drop is not None or any(c.kind == "regression" for c in report.checks):
-        console.print(f"regression rule: fail when p < {report.alpha:g} and drop > {report.max_drop or 0:g}")
+    rules: dict[float, list[str]] = {}
+    for check in report.checks:
+        if check.kind == "regression" and check.allowed_drop is not None:
+            rules.setdefault(check.allowed_drop, []).append(check.target)
+    for allowed, targets in rules.items():
+        scope = "" if len(rules) == 1 else f" ({', '.join(targets)})"
+        console.print(f"regression rule{scope}: fail when p < {report.alpha:g} and the drop (in the value column's "
+                      f"units) > {allowed:g}", markup=False)
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
     for check in report.failures:
@@ -62,8 +68,9 @@ def gate(
     maximum: Annotated[list[str] | None, typer.Option(
         "--max", help="TASK.METRIC=VALUE the score must not exceed, e.g. wikitext.word_perplexity=40")] = None,
     baseline: Annotated[Path | None, typer.Option(help="Baseline run directory (with samples/) to compare")] = None,
-    max_drop: Annotated[float | None, typer.Option(
-        help="Tolerated drop of the paired mean (0.02 = 2 points); fail only if the drop is significant and larger")] = None,
+    max_drop: Annotated[list[str] | None, typer.Option(
+        help="Tolerated drop in the metric's units: 0.02 (= 2 accuracy points, every task) or TASK=D (one task, "
+             "e.g. wikitext=0.5 perplexity points); fail only if the drop is significant and larger")] = None,
     alpha: Annotated[float, typer.Option(help="Significance level of the regression test")] = 0.05,
     task: Annotated[list[str] | None, typer.Option(
         "--task", help="Compare only this task (or task/subset) with the baseline; repeatable")] = None,
@@ -74,8 +81,9 @@ def gate(
     """Check a run against thresholds and/or a baseline run. Exit 0 pass, 1 fail, 2 usage error."""
     from evalkit.api import RunResult
     from evalkit.cli import GateFailed
-    from evalkit.gate._gate import parse_threshold, run_gate
+    from evalkit.gate._gate import run_gate
     from evalkit.gate._junit import write_junit
+    from evalkit.gate._records import parse_max_drops, parse_threshold
 
     if resamples < 100:
         raise GateError(f"--resamples {resamples}: use at least 100 (default 10000)")
@@ -83,7 +91,8 @@ def gate(
     maximums = [parse_threshold(t, "max") for t in maximum or ()]
     run = RunResult.load(results)
     base = RunResult.load(baseline) if baseline is not None else None
-    report = run_gate(run, minimums=minimums, maximums=maximums, baseline=base, max_drop=max_drop, alpha=alpha,
+    drops = parse_max_drops(tuple(max_drop or ())) if max_drop else None
+    report = run_gate(run, minimums=minimums, maximums=maximums, baseline=base, max_drop=drops, alpha=alpha,
                       tasks=tuple(task or ()), resamples=resamples, seed=seed)
     render_report(report)
     if junit is not None:

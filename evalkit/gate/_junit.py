@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from evalkit.gate._gate import GateReport
+from evalkit.gate._records import GateReport
 
 __all__ = ["junit_xml", "write_junit"]
 
@@ -14,7 +14,7 @@ def junit_xml(report: GateReport, *, suite: str = "evalkit gate") -> str:
     """The report as a JUnit XML document (testsuites > testsuite > testcase).
 
     Examples:
-        >>> from evalkit.gate._gate import GateCheck
+        >>> from evalkit.gate._records import GateCheck
         >>> xml = junit_xml(GateReport((GateCheck("min", "cmmlu.acc", False, "too low", 0.2, 0.3),)))
         >>> '<testsuite name="evalkit gate" tests="1" failures="1"' in xml
         True

@@ -29,7 +29,7 @@ def test_chat_body_carries_every_parameter_and_only_set_ones() -> None:
                     "temperature": 0.3, "top_p": 0.8, "top_k": 5, "max_tokens": 7, "stop": ["x"], "n": 2, "seed": 4}
     plain = chat_body("m", conv[:1], GenConfig())
     assert set(plain) == {"model", "messages", "temperature", "max_tokens", "n"}  # no nulls for unset options
-    assert score_body("m", "p") == {"model": "m", "prompt": "p", "max_tokens": 0, "echo": True, "logprobs": 1,
+    assert score_body("m", "p") == {"model": "m", "prompt": "p", "max_tokens": 1, "echo": True, "logprobs": 1,
                                     "temperature": 0.0}
 
 

@@ -132,7 +132,7 @@ class OpenAIBackend:
         for req in requests:
             prompt = req.context + req.continuation
             extra = {"evalkit_context_chars": len(req.context)} if evalkit else None
-            bodies.append(score_body(self.model, prompt, extra=extra))
+            bodies.append(score_body(self.model, prompt, max_tokens=0 if evalkit else 1, extra=extra))
             spans.append((len(req.context), len(prompt)))
         parsers = [partial(continuation_result, context_len=c, prompt_len=p) for c, p in spans]
         return self._score(bodies, parsers)
@@ -148,7 +148,8 @@ class OpenAIBackend:
             warnings.warn(f"{self.base_url}: stride={stride} cannot be sent to this server; it windows texts "
                           f"itself", RuntimeWarning, stacklevel=2)
         extra = {"evalkit_rolling": True, **({"evalkit_stride": stride} if stride is not None else {})}
-        bodies = [score_body(self.model, t, extra=extra if evalkit else None) for t in texts]
+        bodies = [score_body(self.model, t, max_tokens=0 if evalkit else 1, extra=extra if evalkit else None)
+                  for t in texts]
         parsers = [partial(prompt_token_logprobs, prompt_len=len(t)) for t in texts]
         return self._score(bodies, parsers)
 

@@ -56,9 +56,14 @@ def completion_body(model: str, prompt: str, config: GenConfig) -> dict[str, Any
     return {"model": model, "prompt": prompt, **_sampling(config)}
 
 
-def score_body(model: str, prompt: str, *, top: int = 1, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The /completions request that only scores `prompt` (echo, no new tokens)."""
-    return {"model": model, "prompt": prompt, "max_tokens": 0, "echo": True, "logprobs": top,
+def score_body(model: str, prompt: str, *, top: int = 1, max_tokens: int = 1,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The /completions request that scores `prompt` (echo + logprobs).
+
+    `max_tokens=1` by default: vLLM and most servers need at least one new token (it is dropped when
+    parsing); `evalkit serve` takes 0.
+    """
+    return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "echo": True, "logprobs": top,
             "temperature": 0.0, **(extra or {})}
 
 

@@ -22,6 +22,8 @@ __all__ = ["DataSource", "HubSource", "Rows", "bundled_root", "read_rows", "read
 
 Origin = Literal["local", "hub", "demo", "file"]
 _hub_failed: list[str] = []  # once the hub is unreachable, stop trying for the rest of the process
+FILES_READ: set[str] = set()  # every data file read, for the run manifest
+
 
 
 class HubSource(BaseModel):
@@ -96,6 +98,7 @@ def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
 
 def read_file_rows(path: Path, encoding: str = "utf-8-sig") -> tuple[list[dict[str, Any]], list[int]]:
     """Read a CSV or JSON Lines file into rows of strings (CSV) or objects (JSONL)."""
+    FILES_READ.add(str(path))
     if path.suffix in (".jsonl", ".json"):
         return _read_jsonl(path)
     return _read_csv(path, encoding)
@@ -176,6 +179,7 @@ def read_text_source(source: DataSource, data_dir: Path | None, path_arg: str | 
 
 
 def _read_text(path: Path) -> str:
+    FILES_READ.add(str(path))
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -1,0 +1,308 @@
+"""Multiple-choice tasks (C-Eval, CMMLU, user CSV/JSONL): few-shot prompts, letter loglikelihoods, accuracy.
+
+Logic only; the benchmark's subjects, prompt text and data locations live in the task YAML.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evalkit.backends._protocol import Backend
+from evalkit.errors import ConfigError, DataError, UnsupportedRequest
+from evalkit.metrics import aggregate_groups, macro_mean_stderr, mean_stderr
+from evalkit.tasks._data import DataSource, Rows, read_rows
+from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
+from evalkit.tasks._prompt import render
+from evalkit.tasks._spec import TaskSpecBase
+from evalkit.types import GenConfig, LoglikelihoodRequest, Message
+
+__all__ = ["MultipleChoiceSpec", "PromptStyle", "build_prompt", "run"]
+
+_TASK_ARGS = {"prompt_style", "fewshot_sampler"}
+
+
+class PromptStyle(BaseModel):
+    """How one question is shown. `description` and `doc_to_text` are jinja2 templates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    description: str = ""
+    doc_to_text: str
+    target_delimiter: str = " "
+    fewshot_delimiter: str = "\n\n"
+
+
+class Columns(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    question: str = "question"
+    choices: list[str] = ["A", "B", "C", "D"]
+    answer: str = "answer"
+
+
+class SubjectInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name_zh: str = ""
+    groups: list[str] = []
+
+
+class MultipleChoiceSpec(TaskSpecBase):
+    """A multiple-choice task answered by the loglikelihood of each option letter."""
+
+    kind: Literal["multiple_choice"]
+    data: DataSource
+    eval_split: str = "test"
+    fewshot_split: str | None = None
+    columns: Columns = Columns()
+    letters: list[str] = ["A", "B", "C", "D"]
+    num_fewshot: int = Field(default=0, ge=0)
+    fewshot_sampler: Literal["first_n", "random"] = "first_n"
+    default_prompt_style: str = "default"
+    prompt_styles: dict[str, PromptStyle]
+    metrics: list[Literal["acc", "acc_norm"]] = ["acc", "acc_norm"]
+    subjects: dict[str, SubjectInfo] = {}
+    group_order: list[str] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> MultipleChoiceSpec:
+        if self.default_prompt_style not in self.prompt_styles:
+            raise ValueError(f"default_prompt_style '{self.default_prompt_style}' is not one of prompt_styles "
+                             f"({', '.join(self.prompt_styles)})")
+        if len(self.letters) != len(self.columns.choices):
+            raise ValueError("letters and columns.choices must have the same length")
+        if self.num_fewshot and not self.fewshot_split:
+            raise ValueError("num_fewshot > 0 needs a fewshot_split")
+        return self
+
+    def subset_names(self) -> list[str]:
+        return list(self.subjects)
+
+
+@dataclass(frozen=True)
+class Question:
+    """One validated row."""
+
+    doc_index: int
+    question: str
+    options: tuple[str, ...]
+    answer: str
+    raw: dict[str, Any]
+
+
+def _validate_rows(spec: MultipleChoiceSpec, rows: Rows, warn: Any) -> tuple[list[Question], int]:
+    out, skipped = [], 0
+    cols = spec.columns
+    for index, row in enumerate(rows.rows):
+        line = rows.line_numbers[index] if index < len(rows.line_numbers) else index + 1
+        missing = [c for c in (cols.question, *cols.choices, cols.answer) if row.get(c) is None]
+        problem = ""
+        if missing:
+            problem = f"missing column(s) {', '.join(missing)}"
+        elif not str(row[cols.question]).strip():
+            problem = "empty question"
+        elif str(row[cols.answer]).strip() not in spec.letters:
+            problem = f"answer {str(row[cols.answer])!r} is not one of {'/'.join(spec.letters)}"
+        if problem:
+            skipped += 1
+            warn(f"{rows.location}:{line}: {problem}; row skipped (fix the row to include it)")
+            continue
+        out.append(Question(index, str(row[cols.question]), tuple(str(row[c]) for c in cols.choices),
+                            str(row[cols.answer]).strip(), row))
+    return out, skipped
+
+
+def _variables(spec: MultipleChoiceSpec, subject: str, q: Question | None) -> dict[str, Any]:
+    info = spec.subjects.get(subject, SubjectInfo())
+    variables: dict[str, Any] = {"subject": subject, "subject_zh": info.name_zh or subject,
+                                 "subject_name": subject.replace("_", " ")}
+    if q is not None:
+        variables.update(question=q.question, choices=list(q.options), answer=q.answer)
+        variables.update(dict(zip(spec.letters, q.options)))
+    return variables
+
+
+def build_prompt(spec: MultipleChoiceSpec, style: PromptStyle, subject: str, shots: Sequence[Question],
+                 q: Question) -> str:
+    """description + Σ(example + delimiter + answer + fewshot delimiter) + question (lm-eval's layout)."""
+    where = f"{spec.source_file or spec.name}: prompt"
+    parts = [render(style.description, _variables(spec, subject, None), where=where)]
+    for shot in shots:
+        parts.append(render(style.doc_to_text, _variables(spec, subject, shot), where=where)
+                     + style.target_delimiter + shot.answer + style.fewshot_delimiter)
+    parts.append(render(style.doc_to_text, _variables(spec, subject, q), where=where))
+    return "".join(parts)
+
+
+def _options(spec: MultipleChoiceSpec, ctx: RunContext) -> tuple[PromptStyle, str, int, str]:
+    unknown = set(ctx.task_args) - _TASK_ARGS
+    if unknown:
+        raise ConfigError(f"--task-args {', '.join(sorted(unknown))}: not an option of {spec.name}; "
+                          f"known: {', '.join(sorted(_TASK_ARGS))}")
+    style_name = ctx.task_args.get("prompt_style", spec.default_prompt_style)
+    if style_name not in spec.prompt_styles:
+        raise ConfigError(f"--task-args prompt_style={style_name}: {spec.name} has "
+                          f"{', '.join(spec.prompt_styles)}")
+    sampler = ctx.task_args.get("fewshot_sampler", spec.fewshot_sampler)
+    if sampler not in ("first_n", "random"):
+        raise ConfigError(f"--task-args fewshot_sampler={sampler}: use first_n or random")
+    shots = spec.num_fewshot if ctx.num_fewshot is None else ctx.num_fewshot
+    return spec.prompt_styles[style_name], style_name, shots, sampler
+
+
+def _select_subjects(spec: MultipleChoiceSpec, ctx: RunContext) -> list[str]:
+    names = spec.subset_names() or [spec.name]
+    if not ctx.subsets:
+        return names
+    unknown = [s for s in ctx.subsets if s not in names]
+    if unknown:
+        sample = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise ConfigError(f"{spec.name}: unknown subset(s) {', '.join(unknown)}; available: {sample} "
+                          f"(evalkit tasks lists them)")
+    return list(ctx.subsets)
+
+
+class _SubjectData:
+    def __init__(self, questions: list[Question], shots: list[Question], origin: str, skipped: int) -> None:
+        self.questions, self.shots, self.origin, self.skipped = questions, shots, origin, skipped
+
+
+def _load_subjects(spec: MultipleChoiceSpec, ctx: RunContext, subjects: list[str], num_shots: int,
+                   sampler: str) -> tuple[dict[str, _SubjectData], str, list[str]]:
+    loaded: dict[str, _SubjectData] = {}
+    origin: Any = None
+    missing: list[str] = []
+    for subject in subjects:
+        rows = read_rows(spec.data, subject=subject, split=spec.eval_split, data_dir=ctx.data_dir,
+                         prefer=origin, warn=ctx.warn)
+        if rows is None:
+            missing.append(subject)
+            continue
+        origin = rows.origin
+        questions, skipped = _validate_rows(spec, rows, ctx.warn)
+        if ctx.limit is not None:
+            questions = questions[:ctx.limit]
+        shots: list[Question] = []
+        if num_shots and spec.fewshot_split:
+            shot_rows = read_rows(spec.data, subject=subject, split=spec.fewshot_split, data_dir=ctx.data_dir,
+                                  prefer=origin, warn=ctx.warn)
+            if shot_rows is None:
+                raise DataError(f"{spec.name}:{subject}: no '{spec.fewshot_split}' split for few-shot examples "
+                                f"next to {rows.location}; add it or pass --num-fewshot 0")
+            pool, bad = _validate_rows(spec, shot_rows, ctx.warn)
+            skipped += bad
+            if sampler == "random":
+                pool = random.Random(ctx.seed).sample(pool, len(pool))
+            shots = pool[:num_shots]
+            if len(shots) < num_shots:
+                ctx.warn(f"{spec.name}:{subject}: only {len(shots)} few-shot examples available "
+                         f"(asked for {num_shots})")
+        loaded[subject] = _SubjectData(questions, shots, rows.origin, skipped)
+    return loaded, str(origin), missing
+
+
+def run(spec: MultipleChoiceSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
+    """Score every question of the selected subjects and aggregate by subject and group."""
+    style, style_name, num_shots, sampler = _options(spec, ctx)
+    subjects = _select_subjects(spec, ctx)
+    loaded, origin, missing = _load_subjects(spec, ctx, subjects, num_shots, sampler)
+    if not loaded:
+        where = f"{ctx.data_dir}/{spec.data.local}" if ctx.data_dir and spec.data.local else "the data dir"
+        raise DataError(f"{spec.name}: no data found ({where}, hub, demo set); pass --data-dir DIR with the "
+                        f"layout of ../shared/data or set EVALKIT_DATA_DIR")
+    if origin == "demo":
+        ctx.warn(f"{spec.name}: using evalkit's small DEMO set ({len(loaded)} subjects of original questions, "
+                 f"not the real benchmark); pass --data-dir for real numbers")
+    elif missing and origin == "local":
+        ctx.warn(f"{spec.name}: {len(missing)} subject(s) not found in the data dir, skipped: "
+                 f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}")
+    ctx.set_total(sum(len(d.questions) for d in loaded.values()))
+    per_subject: dict[str, list[float]] = {}
+    per_subject_norm: dict[str, list[float]] = {}
+    generative = {"used": False, "unextractable": 0}
+    for subject, data in loaded.items():
+        samples = _score_subject(spec, style, subject, data, backend, generative)
+        per_subject[subject] = [1.0 if s["correct"] else 0.0 for s in samples]
+        per_subject_norm[subject] = [1.0 if s.get("correct_norm", s["correct"]) else 0.0 for s in samples]
+        sink.write(samples)
+        ctx.advance(len(samples))
+    return _outcome(spec, per_subject, per_subject_norm, loaded, origin, style_name, num_shots, generative, missing)
+
+
+def _score_subject(spec: MultipleChoiceSpec, style: PromptStyle, subject: str, data: _SubjectData,
+                   backend: Backend, generative: dict[str, Any]) -> list[dict[str, Any]]:
+    prompts = [build_prompt(spec, style, subject, data.shots, q) for q in data.questions]
+    if not generative["used"]:
+        requests = [LoglikelihoodRequest(p, style.target_delimiter + letter) for p in prompts for letter in spec.letters]
+        try:
+            results = backend.loglikelihood(requests)
+        except UnsupportedRequest:
+            generative["used"] = True
+        else:
+            return [_loglikelihood_sample(spec, subject, q, p, results[i * len(spec.letters):(i + 1) * len(spec.letters)])
+                    for i, (q, p) in enumerate(zip(data.questions, prompts))]
+    return _generative_samples(spec, subject, data.questions, prompts, backend, generative)
+
+
+def _loglikelihood_sample(spec: MultipleChoiceSpec, subject: str, q: Question, prompt: str,
+                          results: Sequence[Any]) -> dict[str, Any]:
+    lls = [r.logprob for r in results]
+    best = max(range(len(lls)), key=lambda i: (lls[i], -i))
+    norm = [ll / len(letter) for ll, letter in zip(lls, spec.letters)]
+    best_norm = max(range(len(norm)), key=lambda i: (norm[i], -i))
+    return {"id": f"{subject}/{q.doc_index}", "subset": subject, "doc_index": q.doc_index, "prompt": prompt,
+            "target": q.answer, "prediction": spec.letters[best], "correct": spec.letters[best] == q.answer,
+            "correct_norm": spec.letters[best_norm] == q.answer,
+            "choice_logprobs": dict(zip(spec.letters, lls)),
+            "choice_is_greedy": dict(zip(spec.letters, (bool(r.is_greedy) for r in results)))}
+
+
+def _generative_samples(spec: MultipleChoiceSpec, subject: str, questions: Sequence[Question],
+                        prompts: Sequence[str], backend: Backend, generative: dict[str, Any]) -> list[dict[str, Any]]:
+    from evalkit.tasks._answer_extraction import extract_choice
+
+    conversations = [(Message("user", p),) for p in prompts]
+    completions = backend.generate(conversations, GenConfig(temperature=0.0, max_tokens=64))
+    samples = []
+    for q, prompt, completion in zip(questions, prompts, completions):
+        letter = extract_choice(completion.text, spec.letters)
+        if letter is None:
+            generative["unextractable"] += 1
+        samples.append({"id": f"{subject}/{q.doc_index}", "subset": subject, "doc_index": q.doc_index,
+                        "prompt": prompt, "target": q.answer, "prediction": letter, "response": completion.text,
+                        "extracted": letter is not None, "correct": letter == q.answer})
+    return samples
+
+
+def _outcome(spec: MultipleChoiceSpec, per_subject: dict[str, list[float]], per_subject_norm: dict[str, list[float]],
+             loaded: dict[str, _SubjectData], origin: str, style_name: str, num_shots: int,
+             generative: dict[str, Any], missing: list[str]) -> TaskOutcome:
+    pooled = [v for vals in per_subject.values() for v in vals]
+    acc, acc_se = mean_stderr(pooled)
+    macro, macro_se = macro_mean_stderr(list(per_subject.values()))
+    metrics: dict[str, float] = {"acc": acc, "acc_stderr": acc_se, "acc_macro": macro, "acc_macro_stderr": macro_se}
+    if "acc_norm" in spec.metrics and not generative["used"]:
+        norm, norm_se = mean_stderr([v for vals in per_subject_norm.values() for v in vals])
+        metrics.update(acc_norm=norm, acc_norm_stderr=norm_se)
+    subtasks = {}
+    for subject, vals in per_subject.items():
+        m, se = mean_stderr(vals)
+        subtasks[subject] = {"acc": m, "acc_stderr": se, "n": len(vals)}
+    members: dict[str, list[str]] = {}
+    for subject in per_subject:
+        for group in spec.subjects.get(subject, SubjectInfo()).groups:
+            members.setdefault(group, []).append(subject)
+    order = spec.group_order or sorted(members)
+    groups = aggregate_groups(per_subject, {g: members[g] for g in order if g in members})
+    info: dict[str, Any] = {
+        "data_origin": origin, "prompt_style": style_name, "num_fewshot": num_shots,
+        "skipped_rows": sum(d.skipped for d in loaded.values()), "subjects": len(per_subject),
+        "missing_subjects": missing, "mode": "generative" if generative["used"] else "loglikelihood"}
+    if generative["used"]:
+        info["unextractable"] = generative["unextractable"]
+        metrics["unextractable_rate"] = generative["unextractable"] / max(1, len(pooled))
+    return TaskOutcome(metrics={k: v for k, v in metrics.items() if not (isinstance(v, float) and math.isnan(v))},
+                       n=len(pooled), groups=groups, subtasks=subtasks, info=info)

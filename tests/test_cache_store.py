@@ -155,3 +155,12 @@ def test_write_failure_mid_run_warns_and_keeps_results(path: Path) -> None:
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_chunks_grow_with_an_api_backends_concurrency(path: Path) -> None:
+    class Api(FakeBackend):
+        concurrency = 16
+
+    assert CachedBackend(FakeBackend(), path).chunk_size == 32
+    assert CachedBackend(Api(), path).chunk_size == 64
+    assert CachedBackend(Api(), path, chunk_size=5).chunk_size == 5

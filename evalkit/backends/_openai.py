@@ -104,6 +104,11 @@ class OpenAIBackend:
         return ModelIdentity(backend="openai", model=self.model, revision=self._revision,
                              details={"base_url": self.base_url})
 
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight at once (the cache wrapper sizes its chunks from it)."""
+        return self._client.concurrency
+
     def stats(self) -> ApiStats:
         """Requests, retries, failures, prompt/completion tokens and cost so far."""
         return self._client.stats()

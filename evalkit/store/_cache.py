@@ -178,16 +178,20 @@ class CachedBackend:
     Args:
         backend: any evalkit backend.
         path: the cache file (the runner's default is `runs/.cache.sqlite`).
-        chunk_size: how many missing requests to send to the inner backend at once.
+        chunk_size: how many missing requests to send to the inner backend at once (default 32, or
+            4 x the inner backend's `concurrency` when larger).
         timeout: seconds to wait for another process's lock when opening.
 
     Raises:
         CacheError: the file is corrupt, not a SQLite database, or locked.
     """
 
-    def __init__(self, backend: Backend, path: str | Path, *, chunk_size: int = 32, timeout: float = 10.0) -> None:
+    def __init__(self, backend: Backend, path: str | Path, *, chunk_size: int | None = None,
+                 timeout: float = 10.0) -> None:
         self.inner = backend
         self.store = ResponseStore(path, timeout=timeout)
+        if chunk_size is None:  # API backends: enough requests per chunk to keep every connection busy
+            chunk_size = max(32, 4 * int(getattr(backend, "concurrency", 0) or 0))
         self.chunk_size = max(1, chunk_size)
         self.cache_stats = CacheStats()
         self._model_key = backend.identity.cache_key()

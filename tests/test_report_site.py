@@ -147,3 +147,29 @@ def test_cli_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     empty.mkdir()
     assert main(["report", str(empty), "-o", str(tmp_path / "s")]) == 2
     assert "no results.json" in capsys.readouterr().err
+
+
+def test_charts_escape_labels_and_scale() -> None:
+    from evalkit.report._charts import Bar, bar_chart, radar_chart
+
+    svg = str(bar_chart([Bar("<script>x</script>", 50.0, 40.0, 60.0), Bar("b", 20.0)], title="t & u"))
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "t &amp; u" in svg
+    assert svg.count('class="bar"') == 2 and svg.count('class="whisker"') == 1
+    assert str(bar_chart([], title="x")) == ""
+    radar = str(radar_chart(["a", "b", "c"], [("m<1>", {"a": 1.0, "b": 2.0, "c": 3.0})], title="r"))
+    assert radar.count("series-0") == 2 and "m&lt;1&gt;" in radar
+    assert str(radar_chart(["a", "b"], [("m", {"a": 1.0, "b": 2.0})], title="r")) == ""
+
+
+def test_breakdown_heat_compares_models_within_a_part() -> None:
+    from evalkit.report._pages import breakdown
+
+    table = breakdown("Subtasks", "Subtask", ["m1", "m2"], [{"law": {"acc": 0.2}, "art": {"acc": 0.9}},
+                                                            {"law": {"acc": 0.6}}])
+    assert table is not None and table["metric"] == "acc" and table["part"] == "Subtask"
+    law, art = table["rows"]
+    assert [c["heat"] for c in law["cells"]] == ["h0", "h4"] and law["cells"][1]["text"] == "60.0"
+    assert art["cells"][1] == {"text": "", "heat": "", "title": "not run"}
+    ppl = breakdown("B", "Part", ["a", "b"], [{"x": {"word_perplexity": 10.0}}, {"x": {"word_perplexity": 30.0}}])
+    assert ppl is not None and [c["heat"] for c in ppl["rows"][0]["cells"]] == ["h4", "h0"]
+    assert breakdown("B", "Part", ["a"], [{}]) is None

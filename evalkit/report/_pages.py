@@ -85,6 +85,8 @@ def _headline_chart(board: Leaderboard, task: str) -> Any:
         if cell is None:
             continue
         ci = cell.value.ci95
+        if ci is not None and scale == 100:  # a normal-approximation interval of a rate stays in [0, 1]
+            ci = (max(ci[0], 0.0), min(ci[1], 1.0))
         bars.append(Bar(row.label, cell.value.value * scale, ci[0] * scale if ci else None,
                         ci[1] * scale if ci else None))
     unit = " (%)" if scale == 100 else ""

@@ -140,7 +140,16 @@
     if (verdict) { head.appendChild(el("span", "verdict " + verdict[1], verdict[0])); }
     if (s.invalid) { head.appendChild(el("span", "verdict bad", "invalid judgment")); }
     card.appendChild(head);
-    var parts = [field("prompt", s.prompt, s.prompt.length > 600), field("target", s.target, false)];
+    var parts = [];
+    var cut = s.prompt.lastIndexOf("\n\n");
+    if (s.prompt.length > 200 && cut > 0) {
+      // few-shot prompts: the question itself stays in view, the whole prompt is one click away
+      parts.push(field("prompt (end)", s.prompt.slice(cut + 2), false));
+      parts.push(field("full prompt, " + s.prompt.length + " characters", s.prompt, true));
+    } else {
+      parts.push(field("prompt", s.prompt, s.prompt.length > 400));
+    }
+    parts.push(field("target", s.target, false));
     s.responses.forEach(function (r, i) {
       parts.push(field(s.responses.length > 1 ? "response " + (i + 1) : "response", r, false));
     });

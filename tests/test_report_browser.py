@@ -60,7 +60,8 @@ class Page:
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type in ("error", "warning") else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("requestfailed", lambda r: self.errors.append(f"failed {r.url}"))
-        self.page.goto((site / rel).as_uri())
+        path, _, fragment = rel.partition("#")
+        self.page.goto((site / path).as_uri() + (f"#{fragment}" if fragment else ""))
         self.page.wait_for_load_state("load")
 
     def column(self, selector: str) -> list[str]:
@@ -158,6 +159,25 @@ def test_sample_browser_paginates_searches_and_filters(open_page: Any) -> None:
     assert 0 < wrong < 230
     assert set(page.column("article.sample .verdict")) == {"wrong"}
     assert page.errors == []
+
+
+def test_sample_links_carry_filters_in_the_hash(open_page: Any) -> None:
+    task = open_page("tasks/ceval.html")
+    link = task.page.locator('table.heat a[href*="#subset=law"]').first
+    assert link.count() == 1
+    link.click()
+    task.page.wait_for_load_state("load")
+    assert "subset=law" in task.page.url
+    counted = _count(task, "matching")
+    assert re.fullmatch(r"1–25 of \d+ matching", counted)
+    assert set(task.column("article.sample header .muted")) == {"law"}
+    page = open_page(SMOL_CEVAL + "#q=needle-target")
+    assert _count(page, "matching") == "1–1 of 1 matching"
+    assert page.page.locator("#sample-search").input_value() == "needle-target"
+    page.page.check("#only-wrong")
+    _count(page)
+    assert "wrong=1" in page.page.url and "q=needle-target" in page.page.url
+    assert task.errors == [] and page.errors == []
 
 
 def test_injected_payload_renders_as_text_and_does_not_run(open_page: Any) -> None:

@@ -122,6 +122,8 @@ def test_sample_record_shapes() -> None:
                                       {"judge": "k", "verdict": None, "raw": "??", "valid": False}]}, 7)
     assert judged["id"] == "7" and judged["invalid"] and not judged["wrong"]
     assert "turn 1" in judged["prompt"] and judged["votes"][1]["reasoning"] == "??"
+    ppl = sample_record({"id": "wiki/0", "prompt": "text", "target": None, "token_perplexity": 12.5, "tokens": 40}, 0)
+    assert ppl["perplexity"] == 12.5 and not ppl["wrong"] and ppl["extra"] == {"token_perplexity": "12.5", "tokens": "40"}
 
 
 def test_json_escaping_helpers() -> None:
@@ -169,7 +171,7 @@ def test_breakdown_heat_compares_models_within_a_part() -> None:
     assert table is not None and table["metric"] == "acc" and table["part"] == "Subtask"
     law, art = table["rows"]
     assert [c["heat"] for c in law["cells"]] == ["h0", "h4"] and law["cells"][1]["text"] == "60.0"
-    assert art["cells"][1] == {"text": "", "heat": "", "title": "not run"}
+    assert art["cells"][1] == {"text": "", "heat": "", "title": "not run", "href": None} and law["cells"][0]["href"] is None
     ppl = breakdown("B", "Part", ["a", "b"], [{"x": {"word_perplexity": 10.0}}, {"x": {"word_perplexity": 30.0}}])
     assert ppl is not None and [c["heat"] for c in ppl["rows"][0]["cells"]] == ["h4", "h0"]
     assert breakdown("B", "Part", ["a"], [{}]) is None

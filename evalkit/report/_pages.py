@@ -37,11 +37,12 @@ def _heat(value: float, lo: float, hi: float, lower_better: bool) -> str:
 
 
 def breakdown(title: str, part_label: str, labels: Sequence[str], tables: Sequence[Mapping[str, Mapping[str, Any]]],
-              metric: str | None = None) -> dict[str, Any] | None:
+              metric: str | None = None, links: Sequence[str | None] = ()) -> dict[str, Any] | None:
     """A table of named parts (groups, subjects, buckets) × models, with heat classes per part.
 
     `tables[i]` maps part name → values for model `labels[i]`. Heat compares models within a part; with
-    one model it compares the parts.
+    one model it compares the parts. `links[i]`, when given, is model i's sample browser: each cell links to
+    it filtered to that part (`#subset=<part>`).
     """
     parts = list(dict.fromkeys(name for table in tables for name in table))
     if not parts:
@@ -55,9 +56,9 @@ def breakdown(title: str, part_label: str, labels: Sequence[str], tables: Sequen
     for part, line in zip(parts, grid):
         present = [v for v in line if v is not None] if len(labels) > 1 else flat
         cells = []
-        for table, value in zip(tables, line):
+        for i, (table, value) in enumerate(zip(tables, line)):
             if value is None:
-                cells.append({"text": "", "heat": "", "title": "not run"})
+                cells.append({"text": "", "heat": "", "title": "not run", "href": None})
                 continue
             values = table[part]
             stderr = _number(values.get(f"{metric}_stderr"))
@@ -65,7 +66,8 @@ def breakdown(title: str, part_label: str, labels: Sequence[str], tables: Sequen
             count = values.get("n")
             cells.append({"text": format_value(metric, value),
                           "heat": _heat(value, min(present), max(present), lower_is_better(metric)),
-                          "title": f"{metric} {format_value(metric, value)}{note}" + (f", n={count}" if count else "")})
+                          "title": f"{metric} {format_value(metric, value)}{note}" + (f", n={count}" if count else ""),
+                          "href": links[i] if i < len(links) else None})
         rows.append({"name": part, "cells": cells})
     return {"title": title, "part": part_label, "metric": metric, "models": list(labels), "rows": rows}
 
@@ -168,7 +170,9 @@ def task_context(board: Leaderboard, task: str, runs: Sequence[Run],
         "family": family,
         "headline_chart": _headline_chart(board, task),
         "categories": breakdown("Categories", "Category", labels, [r.categories for _, _, r in results]),
-        "subtasks": breakdown("Subtasks", "Subtask", labels, [r.subtasks for _, _, r in results]),
+        "subtasks": breakdown("Subtasks", "Subtask", labels, [r.subtasks for _, _, r in results],
+                              links=[samples[(run.run_id, task)]["href"] if (run.run_id, task) in samples else None
+                                     for _, run, _ in results]),
         "buckets": breakdown("By input length", "Length", labels, [r.buckets for _, _, r in results]),
         "radar": _radar(results) if family == "multiturn_judge" else "",
         "turns": turns,

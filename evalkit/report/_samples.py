@@ -110,6 +110,7 @@ def sample_record(sample: Mapping[str, Any], index: int) -> dict[str, Any]:
         "responses": _responses(sample),
         "correct": bool(correct) if isinstance(correct, bool) else None,
         "score": score,
+        "perplexity": _number(sample.get("token_perplexity", sample.get("perplexity"))),
         "wrong": correct is False or (correct is None and score == 0.0),
         "votes": votes,
         "invalid": any(not v["valid"] for v in votes) or sample.get("valid") is False,

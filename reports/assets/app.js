@@ -102,6 +102,7 @@
     if (s.correct === true) { return ["correct", "ok"]; }
     if (s.correct === false) { return ["wrong", "bad"]; }
     if (s.score !== null && s.score !== undefined) { return ["score " + (Math.round(s.score * 100) / 100), "neutral"]; }
+    if (s.perplexity !== null && s.perplexity !== undefined) { return ["perplexity " + s.perplexity.toFixed(2), "neutral"]; }
     return null;
   }
 
@@ -177,6 +178,7 @@
     var state = { page: 0, query: "", wrong: false, invalid: false, subset: "" };
     var list = $("#samples");
     var count = $("#sample-count");
+    var subset = $("#sample-subset");
 
     window.evkChunk = function (index, records) {
       chunks[index] = records;
@@ -219,7 +221,33 @@
       $("#prev").disabled = state.page === 0;
       $("#next").disabled = start + items.length >= total;
     }
+    function saveHash() {
+      var parts = [];
+      if (state.query) { parts.push("q=" + encodeURIComponent(state.query)); }
+      if (state.subset) { parts.push("subset=" + encodeURIComponent(state.subset)); }
+      if (state.wrong) { parts.push("wrong=1"); }
+      if (state.invalid) { parts.push("invalid=1"); }
+      if (state.page) { parts.push("page=" + (state.page + 1)); }
+      var hash = parts.length ? "#" + parts.join("&") : "";
+      if (hash !== location.hash) {
+        try { history.replaceState(null, "", hash || location.pathname); } catch (err) { /* some file:// setups */ }
+      }
+    }
+    function loadHash() {
+      location.hash.replace(/^#/, "").split("&").forEach(function (pair) {
+        var i = pair.indexOf("=");
+        if (i < 0) { return; }
+        var key = pair.slice(0, i);
+        var value = decodeURIComponent(pair.slice(i + 1));
+        if (key === "q") { state.query = value.toLowerCase(); $("#sample-search").value = value; }
+        if (key === "subset" && subset) { state.subset = value; subset.value = value; }
+        if (key === "wrong") { state.wrong = value === "1"; $("#only-wrong").checked = state.wrong; }
+        if (key === "invalid") { state.invalid = value === "1"; $("#only-invalid").checked = state.invalid; }
+        if (key === "page") { state.page = Math.max(0, (parseInt(value, 10) || 1) - 1); }
+      });
+    }
     function render() {
+      saveHash();
       var start = state.page * PAGE;
       var job;
       if (!filtering()) {
@@ -248,10 +276,10 @@
     });
     $("#only-wrong").addEventListener("change", function (e) { state.wrong = e.target.checked; state.page = 0; render(); });
     $("#only-invalid").addEventListener("change", function (e) { state.invalid = e.target.checked; state.page = 0; render(); });
-    var subset = $("#sample-subset");
     if (subset) { subset.addEventListener("change", function (e) { state.subset = e.target.value; state.page = 0; render(); }); }
     $("#prev").addEventListener("click", function () { if (state.page > 0) { state.page -= 1; render(); } });
     $("#next").addEventListener("click", function () { state.page += 1; render(); });
+    loadHash();
     render();
   }
 

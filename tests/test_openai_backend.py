@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from typing import ClassVar
 
 import pytest
 
@@ -62,6 +63,22 @@ def test_loglikelihood_round_trips_exactly(served: tuple[str, FakeBackend]) -> N
     got = _client(url).loglikelihood(REQS)
     assert got == _script().loglikelihood(REQS)  # exact floats, and is_greedy (True only for " A")
     assert [r.is_greedy for r in got] == [True, False, False, False, False]
+
+
+def test_scoring_requests_reach_the_wrapped_backend_in_batches() -> None:
+    class Recording(FakeBackend):
+        batches: ClassVar[list[int]] = []
+
+        def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+            self.batches.append(len(requests))
+            return super().loglikelihood(requests)
+
+    inner = Recording()
+    many = [LoglikelihoodRequest(f"shared prefix {i // 4}:", f" {'ABCD'[i % 4]}") for i in range(10)]
+    with serve_in_thread(create_app(inner, "m")) as url:
+        client = OpenAIBackend("m", base_url=url, policy=FAST, score_batch=4)
+        assert client.loglikelihood(many) == FakeBackend().loglikelihood(many)
+    assert sorted(inner.batches) == [2, 4, 4] and client.stats().requests == 1 + 3  # /models probe + 3
 
 
 def test_loglikelihood_through_standard_echo_without_the_evalkit_split(served: tuple[str, FakeBackend]) -> None:

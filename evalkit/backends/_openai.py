@@ -7,7 +7,8 @@ continues raw text through /completions. `stats()` returns the request, retry, t
 
 --model-args: base_url, api_key_env (default OPENAI_API_KEY), concurrency (8), timeout (120 s),
 max_retries (6), backoff_base (0.5 s), backoff_max (30 s), logprobs (auto), price_in / price_out (USD per
-1M tokens), revision (a model version to pin in results and cache keys).
+1M tokens), revision (a model version to pin in results and cache keys), score_batch (16: prompts per
+scoring request to `evalkit serve`).
 """
 
 from __future__ import annotations
@@ -78,11 +79,13 @@ class OpenAIBackend:
         logprobs: "auto" (try, then remember), "true" (the server supports echo+logprobs) or "false".
         price_in, price_out: USD per 1M prompt / completion tokens (for `stats().cost_usd`).
         revision: a model version string to record in the identity.
+        score_batch: prompts per scoring request to `evalkit serve` (one per request to other servers).
     """
 
     def __init__(self, model: str, *, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None,
                  concurrency: int = 8, policy: RetryPolicy | None = None, logprobs: str = "auto",
-                 price_in: float | None = None, price_out: float | None = None, revision: str = "") -> None:
+                 price_in: float | None = None, price_out: float | None = None, revision: str = "",
+                 score_batch: int = 16) -> None:
         if logprobs not in ("auto", "true", "false"):
             raise ConfigError(f"logprobs={logprobs}: use logprobs=auto, logprobs=true or logprobs=false")
         self.model = model
@@ -94,6 +97,7 @@ class OpenAIBackend:
         self._evalkit_server: bool | None = None
         self._probe_lock = threading.Lock()
         self._revision = revision
+        self._score_batch = max(1, score_batch)
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
@@ -128,19 +132,25 @@ class OpenAIBackend:
 
     # --- scoring -----------------------------------------------------------------------------------
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        """Score continuations from echoed prompt logprobs; UnsupportedRequest when the server has none."""
+        """Score continuations from echoed prompt logprobs; UnsupportedRequest when the server has none.
+
+        `evalkit serve` gets up to `score_batch` prompts per request with their exact context lengths (so
+        the wrapped backend scores them as one batch); other servers get one prompt per request.
+        """
         if not requests:
             return []
         self._require_logprobs()
         evalkit = self._is_evalkit_server()
-        bodies, spans = [], []
-        for req in requests:
-            prompt = req.context + req.continuation
-            extra = {"evalkit_context_chars": len(req.context)} if evalkit else None
-            bodies.append(score_body(self.model, prompt, max_tokens=0 if evalkit else 1, extra=extra))
-            spans.append((len(req.context), len(prompt)))
-        parsers = [partial(continuation_result, context_len=c, prompt_len=p) for c, p in spans]
-        return self._score(bodies, parsers)
+        size = self._score_batch if evalkit else 1
+        groups = []
+        for start in range(0, len(requests), size):
+            part = requests[start:start + size]
+            prompts = [r.context + r.continuation for r in part]
+            body = score_body(self.model, prompts[0] if size == 1 else prompts, max_tokens=0 if evalkit else 1,
+                              extra={"evalkit_context_chars": [len(r.context) for r in part]} if evalkit else None)
+            groups.append((body, [partial(continuation_result, context_len=len(r.context), prompt_len=len(p))
+                                  for r, p in zip(part, prompts)]))
+        return self._score(groups)
 
     def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None) -> list[TokenLogprobs]:
         """Per-token logprobs of whole texts (the server's own windowing; the first token has no logprob
@@ -153,22 +163,21 @@ class OpenAIBackend:
             warnings.warn(f"{self.base_url}: stride={stride} cannot be sent to this server; it windows texts "
                           f"itself", RuntimeWarning, stacklevel=2)
         extra = {"evalkit_rolling": True, **({"evalkit_stride": stride} if stride is not None else {})}
-        bodies = [score_body(self.model, t, max_tokens=0 if evalkit else 1, extra=extra if evalkit else None)
-                  for t in texts]
-        parsers = [partial(prompt_token_logprobs, prompt_len=len(t)) for t in texts]
-        return self._score(bodies, parsers)
+        groups = [(score_body(self.model, t, max_tokens=0 if evalkit else 1, extra=extra if evalkit else None),
+                   [partial(prompt_token_logprobs, prompt_len=len(t))]) for t in texts]
+        return self._score(groups)
 
-    def _score(self, bodies: list[dict[str, Any]], parsers: Sequence[Callable[[dict[str, Any]], T]]) -> list[T]:
-        """Post scoring requests; parse each reply's first choice inside the retry loop."""
+    def _score(self, groups: Sequence[tuple[dict[str, Any], Sequence[Callable[[dict[str, Any]], T]]]]) -> list[T]:
+        """Post scoring requests; parse the replies' choices (one per prompt) inside the retry loop."""
         auto = self._logprobs_ok is None
 
-        def wrap(parse: Callable[[dict[str, Any]], T]) -> Callable[[Any], T]:
-            def parse_reply(data: Any) -> T:
-                choice = data["choices"][0]
-                if not isinstance(choice, dict):
-                    raise TypeError("choice is not an object")
+        def wrap(parsers: Sequence[Callable[[dict[str, Any]], T]]) -> Callable[[Any], list[T]]:
+            def parse_reply(data: Any) -> list[T]:
+                choices = sorted(data["choices"], key=lambda c: int(c.get("index", 0)))
+                if len(choices) != len(parsers) or not all(isinstance(c, dict) for c in choices):
+                    raise ValueError(f"expected {len(parsers)} choices, got {len(choices)}")
                 try:
-                    return parse(choice)
+                    return [parse(choice) for parse, choice in zip(parsers, choices)]
                 except NoPromptLogprobs as exc:
                     if auto:
                         raise  # not retried: this server cannot score
@@ -176,7 +185,7 @@ class OpenAIBackend:
             return parse_reply
 
         try:
-            results = self._client.run_each("POST", "/completions", list(zip(bodies, map(wrap, parsers))))
+            replies = self._client.run_each("POST", "/completions", [(body, wrap(ps)) for body, ps in groups])
         except NoPromptLogprobs as exc:
             self._logprobs_ok = False
             raise UnsupportedRequest(self._unsupported(f"its /completions replies carry no echoed prompt "
@@ -187,7 +196,7 @@ class OpenAIBackend:
                 raise UnsupportedRequest(self._unsupported(f"it refused echo+logprobs: {exc}")) from None
             raise
         self._logprobs_ok = True
-        return results
+        return [result for reply in replies for result in reply]
 
     def _require_logprobs(self) -> None:
         if self._logprobs_ok is False:
@@ -225,7 +234,7 @@ def _float(args: dict[str, str], key: str) -> float | None:
 def create(model: str, args: dict[str, str]) -> OpenAIBackend:
     """Factory for `openai:<model>`; the CLI passes --base-url as `base_url`, --concurrency as `concurrency`."""
     known = {"base_url", "api_key_env", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_max",
-             "max_retry_after", "logprobs", "price_in", "price_out", "revision"}
+             "max_retry_after", "logprobs", "price_in", "price_out", "revision", "score_batch"}
     if "api_key" in args:
         raise ConfigError("never pass the API key in --model-args; put it in an environment variable and name "
                           "it with api_key_env=VAR (default OPENAI_API_KEY)")
@@ -245,4 +254,5 @@ def create(model: str, args: dict[str, str]) -> OpenAIBackend:
                          api_key=os.environ.get(env_name) or None,
                          concurrency=int(_float(args, "concurrency") or 8), policy=policy,
                          logprobs=args.get("logprobs", "auto").lower(), price_in=_float(args, "price_in"),
-                         price_out=_float(args, "price_out"), revision=args.get("revision", ""))
+                         price_out=_float(args, "price_out"), revision=args.get("revision", ""),
+                         score_batch=int(_float(args, "score_batch") or 16))

@@ -56,9 +56,9 @@ def completion_body(model: str, prompt: str, config: GenConfig) -> dict[str, Any
     return {"model": model, "prompt": prompt, **_sampling(config)}
 
 
-def score_body(model: str, prompt: str, *, top: int = 1, max_tokens: int = 1,
+def score_body(model: str, prompt: str | list[str], *, top: int = 1, max_tokens: int = 1,
                extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The /completions request that scores `prompt` (echo + logprobs).
+    """The /completions request that scores `prompt` (one text or a list: one choice each; echo + logprobs).
 
     `max_tokens=1` by default: vLLM and most servers need at least one new token (it is dropped when
     parsing); `evalkit serve` takes 0.

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from evalkit.backends._protocol import Backend, RawCompletion
 from evalkit.errors import BackendError, EvalkitError, UnsupportedRequest
 from evalkit.server._faults import FaultSchedule, install_faults
-from evalkit.server._scoring import score_rolling, score_split
+from evalkit.server._scoring import score_rolling, score_splits
 from evalkit.types import Completion, GenConfig, Message
 
 __all__ = ["ApiError", "create_app"]
@@ -135,7 +135,7 @@ class _Service:
         choices: list[dict[str, Any]] = []
         prompt_tokens = completion_tokens = 0
         with self.lock:
-            scores = [self._score(p, req, None if hint_list is None else hint_list[i]) for i, p in enumerate(prompts)]
+            scores = self._scores(prompts, req, hint_list)
             generated = self._generate(prompts, config) if config.max_tokens > 0 else None
         for i, prompt in enumerate(prompts):
             score = scores[i]
@@ -156,17 +156,18 @@ class _Service:
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
                 "model": self.model_name, "choices": choices, "usage": _usage(prompt_tokens, completion_tokens)}
 
-    def _score(self, prompt: str, req: CompletionRequest, hint: int | None) -> dict[str, Any] | None:
+    def _scores(self, prompts: list[str], req: CompletionRequest, hints: list[int] | None
+                ) -> list[dict[str, Any] | None]:
         if req.logprobs is None:
-            return None
+            return [None] * len(prompts)
         if not req.echo:
             if req.max_tokens == 0:
                 raise ApiError(400, "max_tokens=0 with logprobs needs echo=true (scoring the prompt)")
             raise ApiError(400, "logprobs of generated tokens are not available from evalkit serve; "
                                 "use echo=true with max_tokens=0 to score a prompt")
-        if hint is not None and not req.evalkit_rolling:
-            return score_split(self.backend, prompt, hint)
-        return score_rolling(self.backend, prompt, stride=req.evalkit_stride)
+        if hints is not None and not req.evalkit_rolling:
+            return list(score_splits(self.backend, prompts, hints))
+        return [score_rolling(self.backend, p, stride=req.evalkit_stride) for p in prompts]
 
     def _generate(self, prompts: list[str], config: GenConfig) -> list[Completion]:
         if not isinstance(self.backend, RawCompletion):

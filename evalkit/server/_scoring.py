@@ -19,19 +19,23 @@ from typing import Any
 from evalkit.backends._protocol import Backend, TokenizerAccess
 from evalkit.types import LoglikelihoodRequest
 
-__all__ = ["EchoScore", "score_rolling", "score_split"]
+__all__ = ["EchoScore", "score_rolling", "score_splits"]
 
 EchoScore = dict[str, Any]  # an OpenAI `logprobs` object, token and window counts, (rolling) the raw logprobs
 
 
-def score_split(backend: Backend, prompt: str, context_chars: int) -> EchoScore:
-    """Exact context/continuation score through `backend.loglikelihood`."""
-    n = max(0, min(context_chars, len(prompt)))
+def score_splits(backend: Backend, prompts: Sequence[str], context_chars: Sequence[int]) -> list[EchoScore]:
+    """Exact context/continuation scores through one `backend.loglikelihood` call (one batch)."""
+    cuts = [max(0, min(n, len(p))) for p, n in zip(prompts, context_chars)]
+    results = backend.loglikelihood([LoglikelihoodRequest(p[:n], p[n:]) for p, n in zip(prompts, cuts)])
+    return [_split_score(p, n, r.logprob, r.is_greedy) for p, n, r in zip(prompts, cuts, results)]
+
+
+def _split_score(prompt: str, n: int, logprob: float, is_greedy: bool) -> EchoScore:
     context, continuation = prompt[:n], prompt[n:]
-    result = backend.loglikelihood([LoglikelihoodRequest(context, continuation)])[0]
-    top = {continuation: result.logprob} if result.is_greedy else {}
+    top = {continuation: logprob} if is_greedy else {}
     tokens: list[str] = [context, continuation] if context else [continuation]
-    logprobs: list[float | None] = [None, result.logprob] if context else [result.logprob]
+    logprobs: list[float | None] = [None, logprob] if context else [logprob]
     tops: list[dict[str, float] | None] = [None, top] if context else [top]
     offsets = [0, n] if context else [0]
     return {"logprobs": {"tokens": tokens, "token_logprobs": logprobs, "top_logprobs": tops,

@@ -137,4 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run through the package module so GateFailed is the class `main` catches
+    from evalkit.cli import main as _main
+
+    sys.exit(_main())

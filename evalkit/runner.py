@@ -145,6 +145,17 @@ def _seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
+def _data_key(path: str, data_dir: Path | None) -> str:
+    """A data file's name in the manifest: relative to the data dir or the bundled demo folder."""
+    p = Path(path).resolve()
+    for root in ([Path(data_dir).resolve()] if data_dir else []) + [_data.tasks_root().resolve()]:
+        try:
+            return str(p.relative_to(root))
+        except ValueError:
+            continue
+    return p.name
+
+
 def _manifest(specs: list[TaskSpecBase], data_files: dict[str, list[str]], options: RunOptions,
               versions: dict[str, str]) -> dict[str, Any]:
     tasks: dict[str, Any] = {}
@@ -154,7 +165,7 @@ def _manifest(specs: list[TaskSpecBase], data_files: dict[str, list[str]], optio
                                  "spec_file": source.name, "version": spec.version,
                                  "prompt_sha256": hashlib.sha256(spec.model_dump_json(
                                      include={"prompt_styles", "prompts"}).encode()).hexdigest()}
-        entry["data_files"] = {Path(p).name if len(data_files[spec.name]) > 1 else p: file_sha256(Path(p))
+        entry["data_files"] = {_data_key(p, options.data_dir): file_sha256(Path(p))
                                for p in data_files.get(spec.name, []) if Path(p).is_file()}
         entry["data_sha256"] = hashlib.sha256("".join(sorted(entry["data_files"].values())).encode()).hexdigest()
         tasks[spec.name] = entry

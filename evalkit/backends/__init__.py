@@ -12,6 +12,7 @@ from evalkit.backends._registry import (
 
 __all__ = [
     "Backend",
+    "hf_backend",
     "CatalogEntry",
     "ChatRendering",
     "ModelIdentity",
@@ -23,3 +24,13 @@ __all__ = [
     "register_backend_kind",
     "resolve",
 ]
+
+
+def hf_backend(model: object, tokenizer: object, *, name: str = "in-memory", **args: str) -> Backend:
+    """A backend over an already-loaded transformers model and tokenizer (e.g. a checkpoint in a training loop).
+
+    `args` are the hf backend's --model-args (batch_size, prefix_cache, max_length, ...).
+    """
+    from evalkit.backends._hf import from_model
+
+    return from_model(model, tokenizer, name=name, **args)

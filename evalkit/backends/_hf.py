@@ -20,7 +20,7 @@ from evalkit.types import (
     Usage,
 )
 
-__all__ = ["HFBackend", "create", "rolling_windows"]
+__all__ = ["HFBackend", "create", "from_model", "rolling_windows"]
 
 _TRUE = ("1", "true", "yes", "on")
 _KNOWN_ARGS = {"dtype", "device", "revision", "trust_remote_code", "batch_size", "prefix_cache", "max_length",
@@ -304,3 +304,9 @@ def create(model: str, args: dict[str, str]) -> HFBackend:
     if os.environ.get("EVALKIT_OFFLINE"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return HFBackend(load_model(model, load_args), args)
+
+
+def from_model(model: Any, tokenizer: Any, *, name: str = "in-memory", revision: str = "", **args: str) -> HFBackend:
+    """Wrap an already-loaded transformers model (a training checkpoint in memory) as a backend."""
+    loaded = LoadedModel(model, tokenizer, name, "<memory>", revision or f"mem-{id(model):x}")
+    return HFBackend(loaded, {k: str(v) for k, v in args.items()})

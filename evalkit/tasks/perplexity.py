@@ -159,5 +159,5 @@ def _outcome(spec: PerplexitySpec, totals: dict[str, Any], n: int, origin: str, 
         metrics["char_perplexity"] = corpus_perplexity(ll, totals["chars"])
     else:
         metrics["word_perplexity"] = corpus_perplexity(ll, totals["words"])
-    info = {"data_origin": origin, "data_location": location, "stride": stride, "documents": how, **{f"total_{k}": v for k, v in totals.items()}}
+    info = {"data_origin": origin, "data_location": location, "stride": stride, "higher_is_better": False, "documents": how, **{f"total_{k}": v for k, v in totals.items()}}
     return TaskOutcome(metrics=metrics, n=n, info=info)

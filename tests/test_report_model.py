@@ -230,3 +230,25 @@ def test_judge_sample_rows_show_answer_and_judge_text() -> None:
     assert record["model"] == line["models"][0]
     assert record["votes"][0]["reasoning"] == line["responses"][0]
     assert record["votes"][0]["verdict"] == "8.0" and record["votes"][0]["judge"].endswith("#0")
+
+
+def test_odd_results_do_not_break_the_site(tmp_path: Path) -> None:
+    """Keys other helpers may add or leave out: strings, nulls, NaN-turned-null, empty tasks, nested junk."""
+    from evalkit.report import build_site
+
+    runs = [
+        run_from_results({"run_id": "a", "model": "plain-string-model", "tasks": {}}),
+        run_from_results({"run_id": "b", "model": {"model": "m"}, "tasks": {
+            "t": {"metrics": {"acc": None, "note": "text", "bits_per_byte": None}, "groups": {"g": "oops"},
+                  "subtasks": None, "n": "12", "info": {"kind": 3}},
+            "u": "not a mapping",
+            "v": {"metrics": {"custom_metric": 2.5, "custom_metric_stderr": "N/A"}, "ranking": "bad",
+                  "reliability": [1, 2], "length_buckets": {"0-4k": 5}}}}),
+    ]
+    summary = build_site(runs, tmp_path)
+    assert summary.models == 2 and (tmp_path / "tasks" / "v.html").is_file()
+    board = leaderboard_for(runs)
+    assert [c.metric for c in board.columns] == ["custom_metric"]
+    task = runs[1].tasks["v"]
+    assert task.ranking == [] and task.reliability == {} and task.buckets == {}
+    assert runs[1].tasks["t"].n is None and runs[1].tasks["t"].family == "multiple_choice"  # non-str kind ignored

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -91,8 +92,10 @@ def _free_port() -> int:
 def test_the_serve_command(tmp_path: object) -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cache = f"{tmp_path}/serve-cache.sqlite"
     proc = subprocess.Popen([sys.executable, "-m", "evalkit.cli", "serve", "--model", "fake:echo", "--port",
-                             str(port), "--model-args", "max_length=32", "--log-level", "warning"],
+                             str(port), "--model-args", "max_length=32", "--log-level", "warning",
+                             "--cache", cache],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 60
@@ -109,6 +112,8 @@ def test_the_serve_command(tmp_path: object) -> None:
         reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions",
                            json={"model": "fake:echo", "messages": [{"role": "user", "content": "ping"}]}).json()
         assert reply["choices"][0]["message"]["content"] == "ping"
+        with sqlite3.connect(cache) as db:  # the served backend writes through the response cache
+            assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 1
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 exposes it to the network)")] = "127.0.0.1",
         model_args: Annotated[str | None, typer.Option(help="Backend options key=value,...")] = None,
         served_name: Annotated[str | None, typer.Option(help="Model id clients send (default: --model)")] = None,
+        cache: Annotated[str | None, typer.Option(help="Response cache file (SQLite); off by default")] = None,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     ) -> None:
         """Serve a model over an OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/completions."""
@@ -34,6 +35,10 @@ def register(app: typer.Typer) -> None:
         from evalkit.server._run import serve_forever
 
         backend = load_backend(model, parse_kv(model_args))
+        if cache:
+            from evalkit.store._cache import CachedBackend
+
+            backend = CachedBackend(backend, cache)
         name = served_name or model
         typer.echo(f"evalkit serve: {name} ({backend.identity.cache_key()}) on http://{host}:{port}/v1",
                    err=True)

@@ -7,7 +7,6 @@ is the system one). Skipped with a reason when either is missing.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,9 +206,3 @@ def test_invalid_judgment_filter(open_page: Any) -> None:
     assert page.page.locator("table.votes tr.invalid").count() == 3
     assert page.errors == []
 
-
-def test_browser_tools_are_system_ones() -> None:
-    """Documents the expectation for CI: the system chromium, not a downloaded one."""
-    if not CHROMIUM.exists():
-        pytest.skip("chromium not installed")
-    assert shutil.which("chromium") is not None or CHROMIUM.exists()

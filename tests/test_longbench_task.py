@@ -251,3 +251,12 @@ def test_fallback_prompts_have_the_official_structure() -> None:
     v2 = _spec("longbench_v2").v2_templates
     assert all("$Q$" in t and "$C_D$" in t for t in v2.values())
     assert "The correct answer is" in v2["0shot"] and "$COT$" in v2["0shot_cot_ans"]
+
+
+def test_max_new_tokens_cap_is_applied_and_recorded() -> None:
+    out, sink, _ = _run("longbench", FakeBackend(max_length=8192), data_dir=None,
+                        task_args={"source": "demo", "max_new_tokens": "5"}, subsets=("multifieldqa_en", "lcc"))
+    assert out.info["max_new_tokens"] == {"multifieldqa_en": 5, "lcc": 5}
+    assert all(len(s["prediction"]) <= 5 for s in sink.rows)  # the echo backend returns max_tokens characters
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        _run("longbench", FakeBackend(), data_dir=None, task_args={"source": "demo", "max_new_tokens": "0"})

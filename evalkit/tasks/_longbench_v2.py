@@ -84,7 +84,7 @@ def _ask(backend: Backend, prompts: list[str], max_new: int, budget: int | None,
 
 def run_v2(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
     """Run LongBench v2 (see the module docstring)."""
-    from evalkit.tasks.longcontext import _chunk_size, _flag, _source, chunks
+    from evalkit.tasks.longcontext import _chunk_size, _flag, _new_token_cap, _source, chunks
 
     mode = ctx.task_args.get("mode", "0shot")
     if mode not in _MODES:
@@ -104,7 +104,9 @@ def run_v2(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: Sampl
         ctx.warn("LongBench v2: no real data found; using the DEMO set (original items) -- not LongBench v2 scores")
     rows = rec.rows[: ctx.limit] if ctx.limit is not None else rec.rows
     models = load_config(ctx.data_dir, {}, {}, model2maxlen_file="v2_prompts/model2maxlen_v2.json").model_max_length
-    first_max = spec.v2_cot_max_new_tokens if mode == "cot" else spec.v2_max_new_tokens
+    cap = _new_token_cap(ctx)
+    first_max = min(spec.v2_cot_max_new_tokens if mode == "cot" else spec.v2_max_new_tokens, cap)
+    answer_max = min(spec.v2_max_new_tokens, cap)
     budget, rule = budget_for(backend, max_new_tokens=first_max, task_args=ctx.task_args,
                               model_table=models, uses_chat=True)
     ctx.set_total(len(rows))
@@ -117,7 +119,7 @@ def run_v2(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: Sampl
         if mode == "cot":
             reasoning = responses
             follow = [fill_v2(templates["0shot_cot_ans"], row, cot=r) for (row, _), r in zip(part, reasoning)]
-            responses, _ = _ask(backend, follow, spec.v2_max_new_tokens, budget, ctx.seed)
+            responses, _ = _ask(backend, follow, answer_max, budget, ctx.seed)
         samples = []
         for (row, idx), prompt, response, thought in zip(part, cut, responses, reasoning, strict=True):
             letter = extract_choice(response)

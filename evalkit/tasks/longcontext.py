@@ -16,6 +16,7 @@ Task options (`--task-args key=value,...`):
                        context minus the max new tokens minus the chat template's tokens)
     source=auto|local|hub|demo   where records come from (auto: data dir, then hub, demo only if nothing real)
     full_prompts=true  keep whole prompts in samples/<task>.jsonl (default: head and tail, 1000 characters each)
+    max_new_tokens=N   cap the official max new tokens of every dataset (quick smoke runs; not comparable)
     mode=0shot|cot|no_context    LongBench v2 only
 """
 
@@ -93,6 +94,16 @@ def _source(ctx: RunContext) -> str:
     return source
 
 
+def _new_token_cap(ctx: RunContext) -> int:
+    """`--task-args max_new_tokens=N` caps every dataset's official max new tokens (smoke runs only)."""
+    text = ctx.task_args.get("max_new_tokens")
+    if text is None:
+        return 1 << 30
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"--task-args max_new_tokens={text}: use a positive integer")
+    return int(text)
+
+
 def _selected(spec: LongContextSpec, ctx: RunContext) -> list[str]:
     if not ctx.subsets:
         return list(spec.datasets)
@@ -127,7 +138,7 @@ def _run_dataset(name: str, rec: Records, spec: LongContextSpec, cfg: LongBenchC
     rows = rec.rows[: ctx.limit] if ctx.limit is not None else rec.rows
     if name not in cfg.prompts or name not in cfg.max_new_tokens:
         raise DataError(f"LongBench: no prompt template / max new tokens for '{name}' in {cfg.sources['prompts']}")
-    max_new = cfg.max_new_tokens[name]
+    max_new = min(cfg.max_new_tokens[name], _new_token_cap(ctx))
     raw = name in lb.NO_CHAT_TEMPLATE_DATASETS and isinstance(backend, RawCompletion)
     budget, rule = budget_for(backend, max_new_tokens=max_new, task_args=ctx.task_args,
                               model_table=cfg.model_max_length, uses_chat=not raw)
@@ -213,6 +224,7 @@ def _run_v1(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: Samp
         "sample_prompts": "whole" if _flag(ctx, "full_prompts") else
                           f"head and tail, {spec.sample_prompt_chars} characters each, with an omission marker",
         "decoding": "greedy",
+        "max_new_tokens": {name: r["max_new_tokens"] for name, r in results.items()},
     }
     return TaskOutcome(metrics=metrics, n=sum(len(r["scores"]) for r in results.values()), groups=groups,
                        subtasks=subtasks, info=info)

@@ -93,3 +93,23 @@ def test_user_errors_exit_2(setup: tuple[Path, Path], tmp_path: Path, capsys: py
     assert "--judge-model" in capsys.readouterr().err
     assert main(["judge", "--answers", str(answers), "--judge", "mt-bench-pair", "--judge-model", "fake:echo",
                  "--baseline", "nobody", "--data-dir", data]) == 2
+
+
+def test_probability_mode_by_flag(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    answers, _ = setup
+    script = tmp_path / "prob.yaml"
+    script.write_text('loglikelihood:\n  "8]]": -0.2231\n  "4]]": -2.0\n')  # p(8) = 0.8, p(4) = 0.135
+    code = main(["judge", "--answers", str(answers), "--judge", "mt-bench-single", "--judge-mode", "probability",
+                 "--judge-model", f"fake:{script}", "--data-dir", str(_demo_data(tmp_path)), "--turns", "1",
+                 "-o", str(tmp_path / "runs")])
+    assert code == 0
+    run = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    results = json.loads((run / "results.json").read_text())
+    assert results["judge"]["mode"] == "probability"
+    rel = results["reliability"]
+    assert rel["valid_rate"] == 1.0 and rel["rules"] == {"probability": 12} and rel["low_confidence"] == 0
+    # the other eight options get the fake's small hash-derived probabilities: the mean sits just below 8
+    assert 7.0 < results["scores"]["x"]["mean"] < 8.0
+    row = json.loads((run / "samples" / "mt_bench.jsonl").read_text().splitlines()[0])
+    part = row["votes"][0]["parts"][0]
+    assert set(part["distribution"]) == {str(k) for k in range(1, 11)} and part["valid_mass"] > 0.9

@@ -146,3 +146,13 @@ def test_multi_turn_and_reference_prompts() -> None:
     messages = build_conversation(SINGLE, item, "")
     assert messages[0].role == "system" and "SECOND" in messages[0].content
     assert "### Reference answer:\n6" in messages[1].content and "### Assistant:\n6" in messages[1].content
+
+
+def test_fallback_rules_are_counted() -> None:
+    judge = GenerativeJudge(SINGLE, _fake("Rating: 6", "Rating: [[7]]", "I give it 5/10."), name="j", votes=3)
+    [votes] = judge.judge([_single_item()])
+    assert sorted(v.value for v in votes) == [5.0, 6.0, 7.0]
+    assert judge.stats.rules == {"rating_label": 1, "strict": 1, "out_of_ten": 1}
+    strict = GenerativeJudge(SINGLE.model_copy(update={"fallbacks": False, "max_retries": 0}), _fake("Rating: 6"),
+                             name="s")
+    assert strict.judge([_single_item()])[0][0].value is None and strict.stats.rules == {}

@@ -183,7 +183,8 @@ def load_judge_definition(name_or_path: str) -> JudgeDefinition:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise TaskSpecError(f"{path}: field '{where}': {err['msg']}; see judges/README or an existing judge") from None
+        raise TaskSpecError(f"{path}: field '{where}': {err['msg']}; "
+                            "the fields are documented in evalkit/judges/_spec.py (JudgeDefinition)") from None
     if not definition.prompts and not definition.fastchat_prompts:
         raise TaskSpecError(f"{path}: define 'prompts' or 'fastchat_prompts'")
     return definition

@@ -113,3 +113,23 @@ def test_probability_mode_by_flag(setup: tuple[Path, Path], tmp_path: Path, caps
     row = json.loads((run / "samples" / "mt_bench.jsonl").read_text().splitlines()[0])
     part = row["votes"][0]["parts"][0]
     assert set(part["distribution"]) == {str(k) for k in range(1, 11)} and part["valid_mass"] > 0.9
+
+
+def test_judge_calls_are_cached_and_votes_stay_distinct(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    from evalkit.backends._fake import from_script
+    from evalkit.judges import JudgeConfig
+    from evalkit.judges._command import JudgeRunOptions, run_judge
+
+    answers, _ = setup
+    inner = from_script({"replies": [{"match": ".*", "texts": ["[[4]]", "[[6]]", "[[9]]"]}]})
+    options = JudgeRunOptions(answers=answers, judge=JudgeConfig("mt-bench-single", models=("j",), votes=3),
+                              data_dir=_demo_data(tmp_path), output=tmp_path / "runs", turns=(1,),
+                              cache=tmp_path / "cache.sqlite", echo=lambda m: None, bootstrap_rounds=10)
+    first = run_judge(options, backend_factory=lambda s, a: inner)
+    calls = inner.calls["generate"]
+    second = run_judge(options, backend_factory=lambda s, a: inner)
+    assert calls == 3 * 12 and inner.calls["generate"] == calls  # the rerun was served from the cache
+    for run in (first, second):
+        assert run is not None
+        rows = [json.loads(line) for line in (run / "samples" / "mt_bench.jsonl").read_text().splitlines()]
+        assert all(sorted(v["value"] for v in r["votes"]) == [4.0, 6.0, 9.0] for r in rows)

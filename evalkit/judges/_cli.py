@@ -33,6 +33,8 @@ def judge(
     categories: Annotated[str | None, typer.Option(help="Comma list of MT-Bench categories")] = None,
     labels: Annotated[Path | None, typer.Option(help="Human labels JSONL, for agreement with the judge")] = None,
     seed: Annotated[int, typer.Option(help="Seed of votes and bootstrap")] = 0,
+    cache: Annotated[Path | None, typer.Option(help="Response cache file (default <output>/.cache.sqlite)")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print how many judge calls the run would make")] = False,
 ) -> None:
     """Judge existing answer files (FastChat format) and write runs/<run_id>/ with scores, votes,
@@ -54,7 +56,8 @@ def judge(
                          mode=judge_mode, dry_run=dry_run, baseline=baseline,
                          labels=str(labels) if labels else None)
     options = JudgeRunOptions(answers=answers, judge=config, data_dir=data_dir, output=output,
-                              models=_csv(models), limit=limit, turns=turn_list, categories=_csv(categories), seed=seed)
+                              models=_csv(models), limit=limit, turns=turn_list, categories=_csv(categories), seed=seed,
+                              cache=None if no_cache else (cache or output / ".cache.sqlite"))
     path = run_judge(options)
     if path is not None:
         typer.echo(str(path))

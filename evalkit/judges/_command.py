@@ -50,6 +50,7 @@ class JudgeRunOptions:
     bootstrap_rounds: int = 200
     hub: bool = True
     batch: int = 64
+    cache: Path | None = None  # response cache for judge calls (None: no cache)
     echo: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr))
 
 
@@ -84,6 +85,20 @@ def _manifest(options: JudgeRunOptions, definition_file: str, questions_source: 
     return {"seed": options.seed, "files": hashes, "versions": _versions()}
 
 
+def _cached(factory: BackendFactory | None, path: Path | None) -> BackendFactory | None:
+    """Wrap every judge backend in the response cache (votes stay distinct: sampled calls carry their index)."""
+    if path is None:
+        return factory
+
+    def build(spec: str, args: dict[str, str]) -> Any:
+        from evalkit.backends._registry import load_backend
+        from evalkit.store._cache import CachedBackend
+
+        return CachedBackend((factory or load_backend)(spec, args), path)
+
+    return build
+
+
 def run_judge(options: JudgeRunOptions, *, backend_factory: BackendFactory | None = None) -> Path | None:
     """Judge the answer files; returns the run directory (None for a dry run)."""
     config = options.judge
@@ -107,7 +122,7 @@ def run_judge(options: JudgeRunOptions, *, backend_factory: BackendFactory | Non
     from evalkit.store._rundir import RunDir, new_run_id
 
     scorer = build_scorer(config, definition, data_dir=options.data_dir, seed=options.seed,
-                          backend_factory=backend_factory)
+                          backend_factory=_cached(backend_factory, options.cache))
     run = RunDir(options.output, new_run_id(f"judge-{definition.name}"))
     doc_index = {q.question_id: i for i, q in enumerate(questions)}
     started = time.perf_counter()

@@ -156,3 +156,22 @@ def test_fallback_rules_are_counted() -> None:
     strict = GenerativeJudge(SINGLE.model_copy(update={"fallbacks": False, "max_retries": 0}), _fake("Rating: 6"),
                              name="s")
     assert strict.judge([_single_item()])[0][0].value is None and strict.stats.rules == {}
+
+
+def test_reference_answers_from_a_reference_model() -> None:
+    from evalkit.judges import Question, build_items, reference_answers
+
+    definition = SINGLE.model_copy(update={"reference": SINGLE.reference.model_copy(
+        update={"source": "model", "model": "ref-model"})})
+    questions = [Question("1", "math", ("2+2?", "and times 3?")), Question("2", "writing", ("Poem?", "Shorter?"))]
+    seen: list[str] = []
+
+    def factory(spec: str, args: dict[str, str]) -> FakeBackend:
+        seen.append(spec)
+        return from_script({"replies": [{"match": r"2\+2", "texts": ["4"]}, {"match": "times", "texts": ["12"]}]})
+
+    refs = reference_answers(definition, questions, None, backend_factory=factory)
+    assert seen == ["ref-model"] and refs == {"1": ("4", "12")}  # only the reference categories
+    items = build_items(definition, questions, {"m": {"1": ("4", "12"), "2": ("roses", "red")}}, references=refs)
+    by_key = {(i.question_id, i.turn): i for i in items}
+    assert by_key[("1", 2)].references == ("4", "12") and by_key[("2", 1)].references == ()

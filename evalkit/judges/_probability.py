@@ -114,18 +114,18 @@ class ProbabilityJudge:
 
     def _score(self, contexts: list[str], option_lists: list[list[tuple[str, float | str]]]) -> list[list[float]]:
         suffix = self.settings.suffix
-        requests = [LoglikelihoodRequest(ctx, text + suffix) for ctx, opts in zip(contexts, option_lists)
-                    for text, _ in opts]
-        try:
-            results = self.backend.loglikelihood(requests)
-        except UnsupportedRequest as exc:
-            raise UnsupportedRequest(f"judge '{self.definition.name}' in probability mode: {exc}; use the generative "
-                                     "mode (--judge-mode generate) with this backend") from None
-        self.stats.loglikelihood_requests += len(requests)
-        out, pos = [], 0
-        for opts in option_lists:
-            out.append([r.logprob for r in results[pos:pos + len(opts)]])
-            pos += len(opts)
+        out = []
+        # one call per judgment: its options share the whole long prompt, which a prefix-sharing backend then
+        # encodes once (mixed in one call, judgments of different answers share only the instructions)
+        for ctx, opts in zip(contexts, option_lists):
+            requests = [LoglikelihoodRequest(ctx, text + suffix) for text, _ in opts]
+            try:
+                results = self.backend.loglikelihood(requests)
+            except UnsupportedRequest as exc:
+                raise UnsupportedRequest(f"judge '{self.definition.name}' in probability mode: {exc}; use the "
+                                         "generative mode (--judge-mode generate) with this backend") from None
+            self.stats.loglikelihood_requests += len(requests)
+            out.append([r.logprob for r in results])
         return out
 
     def _attempt(self, item: JudgeItem, order: str, logprobs: list[float], rationale: str) -> Attempt:

@@ -1,0 +1,61 @@
+"""A judge behind `evalkit serve` (OpenAI-compatible HTTP on loopback), with a scripted backend inside."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evalkit.backends._fake import from_script
+from evalkit.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def judge_url() -> Iterator[str]:
+    pytest.importorskip("uvicorn")
+    from evalkit.server import create_app, serve_in_thread
+
+    backend = from_script({"replies": [{"match": "MODEL-X", "texts": ["Detailed. Rating: [[8]]"]},
+                                       {"match": ".*", "texts": ["Weak. Rating: [[3]]"]}]}, name="judge")
+    with serve_in_thread(create_app(backend, "served-judge")) as url:
+        yield url
+
+
+def _setup(tmp_path: Path) -> tuple[Path, Path]:
+    answers, data = tmp_path / "answers", tmp_path / "data" / "mt_bench"
+    answers.mkdir()
+    data.mkdir(parents=True)
+    for model in ("x", "y"):
+        row = {"question_id": "d1", "model_id": model, "choices": [{"index": 0, "turns": [f"MODEL-{model.upper()}"]}]}
+        (answers / f"{model}.jsonl").write_text(json.dumps(row) + "\n")
+    (data / "question.jsonl").write_text(json.dumps({"question_id": "d1", "category": "writing",
+                                                     "turns": ["Say who you are."]}) + "\n")
+    return answers, data.parent
+
+
+def test_generative_judge_through_evalkit_serve(judge_url: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    answers, data = _setup(tmp_path)
+    code = main(["judge", "--answers", str(answers), "--judge", "mt-bench-single", "--judge-model",
+                 "openai:served-judge", "--judge-args", f"base_url={judge_url}", "--data-dir", str(data),
+                 "--turns", "1", "-o", str(tmp_path / "runs"), "--no-cache"])
+    assert code == 0
+    run = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    results = json.loads((run / "results.json").read_text())
+    assert results["scores"]["x"]["mean"] == 8.0 and results["scores"]["y"]["mean"] == 3.0
+    assert results["ranking"][0]["model"] == "x"
+    assert results["judge"]["cost"]["calls"] == 2 and results["judge"]["cost"]["completion_tokens"] > 0
+
+
+def test_probability_mode_over_chat_api_names_the_generative_mode(judge_url: str, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    answers, data = _setup(tmp_path)
+    code = main(["judge", "--answers", str(answers), "--judge", "mt-bench-single-prob", "--judge-model",
+                 "openai:served-judge", "--judge-args", f"base_url={judge_url}", "--data-dir", str(data),
+                 "--turns", "1", "-o", str(tmp_path / "runs"), "--no-cache"])
+    assert code == 2
+    assert "generative mode" in capsys.readouterr().err

@@ -123,3 +123,18 @@ def test_limit_is_per_category_and_answers_can_be_saved(tmp_path: Path, data_dir
     assert outcome.n == 8 and {r["subset"] for r in sink.rows} == set(SPEC.categories)
     saved = load_model_answers(out.parent)
     assert len(saved["answerer"]) == 8 and all(len(t) == 2 for t in saved["answerer"].values())
+
+
+def test_pairwise_against_a_baseline_answer_file(tmp_path: Path, data_dir: Path) -> None:
+    path = tmp_path / "pair.yaml"
+    # the judge prefers whichever answer is our model's ("answer <n>"), in both orders
+    path.write_text('replies:\n  - match: "(A\'s Answer - start\\\\]|### Assistant A:)\\\\nanswer "\n'
+                    '    texts: ["[[A]]"]\n  - match: ".*"\n    texts: ["[[B]]"]\n')
+    judge = JudgeConfig.from_cli(definition="mt-bench-pair", models=[f"fake:{path}"])
+    sink = Sink()
+    outcome = run(SPEC, _model(), RunContext(data_dir=data_dir, judge=judge, subsets=("writing",), limit=2,
+                                             task_args={"baseline": "llama-13b"}), sink)
+    assert outcome.n == 4 and outcome.metrics["win_rate"] == 1.0
+    assert outcome.metrics["position_consistency"] == 1.0
+    assert all(r["models"] == ["answerer", "llama-13b"] and r["verdict"] == "A" for r in sink.rows)
+    assert [r["model"] for r in outcome.info["ranking"]] == ["answerer", "llama-13b"]

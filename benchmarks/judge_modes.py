@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--questions", type=int, default=20)
     p.add_argument("--modes", default="probability,generate")
     p.add_argument("--max-tokens", type=int, default=128, help="generative mode: judge output budget")
+    p.add_argument("--order", choices=("mode", "model"), default="mode")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/judge_modes.json"))
     return p.parse_args(argv)
 
@@ -56,31 +58,38 @@ def _spearman(means: dict[str, float]) -> float | None:
     return float(rho)
 
 
-def _judge_mode(mode: str, backend: Any, items_by_model: dict[str, list[Any]], max_tokens: int,
-                report: dict[str, Any], save: Any) -> None:
+def _judge(mode: str, backend: Any, max_tokens: int) -> Any:
     from evalkit.judges import GenerativeJudge, ProbabilityJudge, load_judge_definition
 
     name = "mt-bench-single-prob" if mode == "probability" else "mt-bench-single"
     definition = load_judge_definition(name)
     if mode == "generate":
         definition = definition.model_copy(update={"max_tokens": max_tokens, "max_retries": 0})
-    judge = (ProbabilityJudge if mode == "probability" else GenerativeJudge)(definition, backend, name=mode)
-    entry = report["modes"].setdefault(mode, {"judge": name, "models": {}})
-    for model, items in items_by_model.items():
-        start = time.perf_counter()
-        votes = [v[0] for v in judge.judge(items)]
-        seconds = time.perf_counter() - start
-        valid = [float(v.value) for v in votes if v.value is not None]
-        masses = [v.parts[0].valid_mass for v in votes if v.parts[0].valid_mass is not None]
-        entry["models"][model] = {
-            "mean": sum(valid) / len(valid) if valid else None, "valid": len(valid), "n": len(votes),
-            "seconds": round(seconds, 2), "rules": dict(judge.stats.rules),
-            "mean_valid_mass": sum(masses) / len(masses) if masses else None,
-            "low_confidence": sum(v.parts[0].low_confidence for v in votes)}
-        print(f"{mode:12s} {model:22s} mean={entry['models'][model]['mean']} valid={len(valid)}/{len(votes)} "
-              f"{seconds / len(votes):.1f}s/judgment", flush=True)
-        _finish(entry)
-        save()
+    return (ProbabilityJudge if mode == "probability" else GenerativeJudge)(definition, backend, name=mode)
+
+
+def _judge_model(mode: str, judge: Any, model: str, items: list[Any], report: dict[str, Any], save: Any) -> None:
+    """Judge one model's items in one mode (in chunks, printing progress) and update the report."""
+    entry = report["modes"].setdefault(mode, {"judge": judge.definition.name, "models": {}})
+    if model in entry["models"]:
+        return
+    start = time.perf_counter()
+    votes = []
+    for i in range(0, len(items), 5):
+        votes += [v[0] for v in judge.judge(items[i:i + 5])]
+        print(f"  {mode} {model}: {len(votes)}/{len(items)} ({time.perf_counter() - start:.0f}s)", flush=True)
+    seconds = time.perf_counter() - start
+    valid = [float(v.value) for v in votes if v.value is not None]
+    masses = [v.parts[0].valid_mass for v in votes if v.parts[0].valid_mass is not None]
+    entry["models"][model] = {
+        "mean": sum(valid) / len(valid) if valid else None, "valid": len(valid), "n": len(votes),
+        "seconds": round(seconds, 2), "rules": dict(Counter(str(v.parts[0].rule) for v in votes)),
+        "mean_valid_mass": sum(masses) / len(masses) if masses else None,
+        "low_confidence": sum(v.parts[0].low_confidence for v in votes)}
+    print(f"{mode:12s} {model:22s} mean={entry['models'][model]['mean']} valid={len(valid)}/{len(votes)} "
+          f"{seconds / len(votes):.1f}s/judgment", flush=True)
+    _finish(entry)
+    save()
 
 
 def _finish(entry: dict[str, Any]) -> None:
@@ -107,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
                               "models": models, "published": {m: PUBLISHED.get(m) for m in models},
                               "generate_max_tokens": args.max_tokens, "modes": {}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.is_file():  # resume: models already judged in a mode are skipped
+        previous = json.loads(args.out.read_text())
+        if previous.get("questions") == report["questions"] and previous.get("judge_model") == args.judge_model:
+            report["modes"] = previous.get("modes", {})
 
     def save() -> None:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
@@ -114,8 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     backend = load_backend(args.judge_model)
     report["load_seconds"] = round(time.perf_counter() - start, 1)
-    for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        _judge_mode(mode, backend, items_by_model, args.max_tokens, report, save)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    judges = {mode: _judge(mode, backend, args.max_tokens) for mode in modes}
+    if args.order == "model":  # an interrupted run has both modes for the models it finished
+        for model, items in items_by_model.items():
+            for mode in modes:
+                _judge_model(mode, judges[mode], model, items, report, save)
+    else:  # every model in the first mode before the next mode starts
+        for mode in modes:
+            for model, items in items_by_model.items():
+                _judge_model(mode, judges[mode], model, items, report, save)
     for mode, entry in report["modes"].items():
         print(f"{mode}: valid rate {entry['valid_rate']:.3f}, {entry['seconds_per_judgment']:.1f} s/judgment, "
               f"Spearman vs published {entry['spearman_vs_published']}")

@@ -9,46 +9,60 @@ Examples:
     8.0
 """
 
-from evalkit.judges._aggregate import (
-    battles_of,
-    human_agreement,
-    mean_with_ci,
-    reliability,
-    score_table,
-    summarize,
-)
-from evalkit.judges._agreement import (
-    agreement_report,
-    cohen_kappa,
-    fleiss_kappa,
-    label_of,
-    percent_agreement,
-    position_consistency,
-)
-from evalkit.judges._answers import (
-    CATEGORY_TEMPERATURE,
-    Question,
-    answer_questions,
-    load_model_answers,
-    load_questions,
-    load_references,
-    write_model_answers,
-)
-from evalkit.judges._bradley_terry import RankedModel, bradley_terry, fit_bradley_terry
-from evalkit.judges._judge import GenerativeJudge, Scorer, build_conversation, merge_orders
-from evalkit.judges._parse import FALLBACK_RULES, ParsedVerdict, parse_pairwise, parse_rating
-from evalkit.judges._probability import ProbabilityJudge, verdict_distribution
-from evalkit.judges._records import Attempt, JudgeItem, JudgeStats, Vote, preference_of, verdict_of
-from evalkit.judges._runner import (
-    JudgedItem,
-    build_items,
-    build_scorer,
-    judge_items,
-    reference_answers,
-    sample_row,
-)
-from evalkit.judges._spec import JudgeConfig, JudgeDefinition, list_judges, load_judge_definition
-from evalkit.judges._vote import REDUCERS, Reduced, Voting, reduce_values, reduce_verdicts, reduce_votes, vote
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real imports, for type checkers; at run time names load on first use
+    from evalkit.judges._aggregate import (
+        battles_of,
+        human_agreement,
+        mean_with_ci,
+        reliability,
+        score_table,
+        summarize,
+    )
+    from evalkit.judges._agreement import (
+        agreement_report,
+        cohen_kappa,
+        fleiss_kappa,
+        label_of,
+        percent_agreement,
+        position_consistency,
+    )
+    from evalkit.judges._answers import (
+        CATEGORY_TEMPERATURE,
+        Question,
+        answer_questions,
+        load_model_answers,
+        load_questions,
+        load_references,
+        write_model_answers,
+    )
+    from evalkit.judges._bradley_terry import RankedModel, bradley_terry, fit_bradley_terry
+    from evalkit.judges._judge import GenerativeJudge, Scorer, build_conversation, merge_orders
+    from evalkit.judges._parse import FALLBACK_RULES, ParsedVerdict, parse_pairwise, parse_rating
+    from evalkit.judges._probability import ProbabilityJudge, verdict_distribution
+    from evalkit.judges._records import Attempt, JudgeItem, JudgeStats, Vote, preference_of, verdict_of
+    from evalkit.judges._runner import (
+        JudgedItem,
+        build_items,
+        build_scorer,
+        judge_items,
+        reference_answers,
+        sample_row,
+    )
+    from evalkit.judges._spec import JudgeConfig, JudgeDefinition, list_judges, load_judge_definition
+    from evalkit.judges._vote import (
+        REDUCERS,
+        Reduced,
+        Voting,
+        reduce_values,
+        reduce_verdicts,
+        reduce_votes,
+        vote,
+    )
 
 __all__ = [
     "CATEGORY_TEMPERATURE",
@@ -107,3 +121,71 @@ __all__ = [
     "vote",
     "write_model_answers",
 ]
+
+# Lazy re-exports keep `import evalkit.judges` (and so `evalkit --help`) free of numpy/scipy/pydantic.
+_LAZY = {
+    "Attempt": "evalkit.judges._records",
+    "CATEGORY_TEMPERATURE": "evalkit.judges._answers",
+    "FALLBACK_RULES": "evalkit.judges._parse",
+    "GenerativeJudge": "evalkit.judges._judge",
+    "JudgeConfig": "evalkit.judges._spec",
+    "JudgeDefinition": "evalkit.judges._spec",
+    "JudgeItem": "evalkit.judges._records",
+    "JudgeStats": "evalkit.judges._records",
+    "JudgedItem": "evalkit.judges._runner",
+    "ParsedVerdict": "evalkit.judges._parse",
+    "ProbabilityJudge": "evalkit.judges._probability",
+    "Question": "evalkit.judges._answers",
+    "REDUCERS": "evalkit.judges._vote",
+    "RankedModel": "evalkit.judges._bradley_terry",
+    "Reduced": "evalkit.judges._vote",
+    "Scorer": "evalkit.judges._judge",
+    "Vote": "evalkit.judges._records",
+    "Voting": "evalkit.judges._vote",
+    "agreement_report": "evalkit.judges._agreement",
+    "answer_questions": "evalkit.judges._answers",
+    "battles_of": "evalkit.judges._aggregate",
+    "bradley_terry": "evalkit.judges._bradley_terry",
+    "build_conversation": "evalkit.judges._judge",
+    "build_items": "evalkit.judges._runner",
+    "build_scorer": "evalkit.judges._runner",
+    "cohen_kappa": "evalkit.judges._agreement",
+    "fit_bradley_terry": "evalkit.judges._bradley_terry",
+    "fleiss_kappa": "evalkit.judges._agreement",
+    "human_agreement": "evalkit.judges._aggregate",
+    "judge_items": "evalkit.judges._runner",
+    "label_of": "evalkit.judges._agreement",
+    "list_judges": "evalkit.judges._spec",
+    "load_judge_definition": "evalkit.judges._spec",
+    "load_model_answers": "evalkit.judges._answers",
+    "load_questions": "evalkit.judges._answers",
+    "load_references": "evalkit.judges._answers",
+    "mean_with_ci": "evalkit.judges._aggregate",
+    "merge_orders": "evalkit.judges._judge",
+    "parse_pairwise": "evalkit.judges._parse",
+    "parse_rating": "evalkit.judges._parse",
+    "percent_agreement": "evalkit.judges._agreement",
+    "position_consistency": "evalkit.judges._agreement",
+    "preference_of": "evalkit.judges._records",
+    "reduce_values": "evalkit.judges._vote",
+    "reduce_verdicts": "evalkit.judges._vote",
+    "reduce_votes": "evalkit.judges._vote",
+    "reference_answers": "evalkit.judges._runner",
+    "reliability": "evalkit.judges._aggregate",
+    "sample_row": "evalkit.judges._runner",
+    "score_table": "evalkit.judges._aggregate",
+    "summarize": "evalkit.judges._aggregate",
+    "verdict_distribution": "evalkit.judges._probability",
+    "verdict_of": "evalkit.judges._records",
+    "vote": "evalkit.judges._vote",
+    "write_model_answers": "evalkit.judges._answers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'evalkit.judges' has no attribute '{name}'")
+    value = getattr(importlib.import_module(target), name)
+    globals()[name] = value
+    return value

@@ -35,8 +35,9 @@ def lmeval_task_dir() -> Path:
 
 
 def _csv_to_jsonl(src: Path, dst: Path) -> None:
+    # `explanation` (C-Eval dev only) is dropped: `datasets` wants one schema for all splits of a task
     with src.open(encoding="utf-8-sig", newline="") as fh:
-        rows = [{(k or "").strip(): v for k, v in row.items()} for row in csv.DictReader(fh)]
+        rows = [{(k or "").strip(): v for k, v in row.items() if k != "explanation"} for row in csv.DictReader(fh)]
     with dst.open("w", encoding="utf-8") as out:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")

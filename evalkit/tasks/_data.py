@@ -75,7 +75,7 @@ def _read_csv(path: Path, encoding: str) -> tuple[list[dict[str, str]], list[int
     reader = csv.DictReader(io.StringIO(text, newline=""))
     rows, lines = [], []
     for row in reader:
-        rows.append({(k or "").strip(): (v if v is not None else "") for k, v in row.items()})
+        rows.append({(k or "").strip(): v for k, v in row.items()})  # None = the row lacks that column
         lines.append(reader.line_num)
     return rows, lines
 

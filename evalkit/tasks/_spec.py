@@ -102,7 +102,9 @@ def validate_spec(raw: dict[str, Any], source: str = "<dict>", lines_doc: Any = 
     try:
         return model.model_validate({**raw, "source_file": source})
     except ValidationError as exc:
-        err = exc.errors()[0]
+        # a misspelt key is the likeliest cause of a "missing field" next to it: report it first
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        err = errors[0]
         loc = tuple(err["loc"])
         field_name = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(lines_doc, loc) if lines_doc is not None else None

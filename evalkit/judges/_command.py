@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -85,20 +85,6 @@ def _manifest(options: JudgeRunOptions, definition_file: str, questions_source: 
     return {"seed": options.seed, "files": hashes, "versions": _versions()}
 
 
-def _cached(factory: BackendFactory | None, path: Path | None) -> BackendFactory | None:
-    """Wrap every judge backend in the response cache (votes stay distinct: sampled calls carry their index)."""
-    if path is None:
-        return factory
-
-    def build(spec: str, args: dict[str, str]) -> Any:
-        from evalkit.backends._registry import load_backend
-        from evalkit.store._cache import CachedBackend
-
-        return CachedBackend((factory or load_backend)(spec, args), path)
-
-    return build
-
-
 def run_judge(options: JudgeRunOptions, *, backend_factory: BackendFactory | None = None) -> Path | None:
     """Judge the answer files; returns the run directory (None for a dry run)."""
     config = options.judge
@@ -121,8 +107,10 @@ def run_judge(options: JudgeRunOptions, *, backend_factory: BackendFactory | Non
         return None
     from evalkit.store._rundir import RunDir, new_run_id
 
+    if options.cache is not None and not config.cache:
+        config = replace(config, cache=str(options.cache))
     scorer = build_scorer(config, definition, data_dir=options.data_dir, seed=options.seed,
-                          backend_factory=_cached(backend_factory, options.cache))
+                          backend_factory=backend_factory)
     run = RunDir(options.output, new_run_id(f"judge-{definition.name}"))
     doc_index = {q.question_id: i for i, q in enumerate(questions)}
     started = time.perf_counter()

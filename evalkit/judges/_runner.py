@@ -92,6 +92,17 @@ def build_items(definition: JudgeDefinition, questions: Sequence[Question],
     return items
 
 
+def _cached(factory: BackendFactory, path: Path) -> BackendFactory:
+    """Wrap every judge backend in the response cache (votes stay distinct: sampled calls carry their index)."""
+
+    def build(spec: str, args: dict[str, str]) -> Backend:
+        from evalkit.store._cache import CachedBackend
+
+        return CachedBackend(factory(spec, args), path)  # type: ignore[return-value]
+
+    return build
+
+
 def build_scorer(config: JudgeConfig, definition: JudgeDefinition, *, data_dir: Path | None = None, seed: int = 0,
                  backend_factory: BackendFactory | None = None) -> Voting:
     """The judges of a run (one per --judge-model, each with --judge-votes samples) as a voting panel."""
@@ -101,6 +112,8 @@ def build_scorer(config: JudgeConfig, definition: JudgeDefinition, *, data_dir: 
         from evalkit.backends._registry import load_backend
 
         backend_factory = load_backend
+    if config.cache:
+        backend_factory = _cached(backend_factory, Path(config.cache))
     judges: list[Scorer] = []
     seen: dict[str, int] = {}
     for spec in config.model_specs(definition):

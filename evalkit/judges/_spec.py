@@ -207,12 +207,13 @@ class JudgeConfig:
     dry_run: bool = False
     baseline: str | None = None
     labels: str | None = None
+    cache: str | None = None  # response cache file for judge calls (None: judges are not cached)
 
     @classmethod
     def from_cli(cls, *, definition: str | None = None, models: tuple[str, ...] | list[str] = (),
                  args: dict[str, str] | None = None, votes: int = 1, reducer: str = "mean",
                  mode: str | None = None, dry_run: bool = False, baseline: str | None = None,
-                 labels: str | None = None) -> JudgeConfig:
+                 labels: str | None = None, cache: str | None = None) -> JudgeConfig:
         """Build from the run flags --judge, --judge-model (repeatable), --judge-args, --judge-votes.
 
         An empty `definition` means "the task's default judge" (mt_bench: mt-bench-single).
@@ -220,7 +221,8 @@ class JudgeConfig:
         if votes < 1:
             raise ConfigError(f"--judge-votes must be at least 1 (got {votes})")
         return cls(definition=definition or "", models=tuple(models), args=dict(args or {}), votes=votes,
-                   reducer=reducer, mode=mode, dry_run=dry_run, baseline=baseline, labels=labels)
+                   reducer=reducer, mode=mode, dry_run=dry_run, baseline=baseline, labels=labels,
+                   cache=str(cache) if cache else None)
 
     def load_definition(self, default: str = "mt-bench-single") -> JudgeDefinition:
         """The judge definition (`default` when none was named), with `mode` overridden when set."""

@@ -5,10 +5,12 @@ Logic only; the benchmark's subjects, prompt text and data locations live in the
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -65,6 +67,7 @@ class MultipleChoiceSpec(TaskSpecBase):
     prompt_styles: dict[str, PromptStyle]
     metrics: list[Literal["acc", "acc_norm"]] = ["acc", "acc_norm"]
     subjects: dict[str, SubjectInfo] = {}
+    subjects_file: str | None = None  # a subject mapping JSON under the data dir (C-Eval or CMMLU layout)
     group_order: list[str] = []
 
     @model_validator(mode="after")
@@ -153,6 +156,32 @@ def _options(spec: MultipleChoiceSpec, ctx: RunContext) -> tuple[PromptStyle, st
     return spec.prompt_styles[style_name], style_name, shots, sampler
 
 
+def _subjects_from_file(spec: MultipleChoiceSpec, data_dir: Path | None) -> dict[str, SubjectInfo]:
+    """Read subjects from a mapping file: {subject: [en, zh, category]} (C-Eval, FinEval) or
+    {subject: {"name_zh": ..., "categories": [...]}} (CMMLU)."""
+    if not spec.subjects_file:
+        return {}
+    path = Path(spec.subjects_file) if data_dir is None else data_dir / spec.subjects_file
+    if not path.is_file():
+        raise DataError(f"{spec.name}: subjects_file {path} not found; pass --data-dir or list subjects in "
+                        f"{spec.source_file or 'the task YAML'}")
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    table: dict[str, SubjectInfo] = {}
+    for subject, value in mapping.items():
+        if isinstance(value, list) and len(value) >= 3:
+            table[subject] = SubjectInfo(name_zh=str(value[1]), groups=[str(value[2])])
+        elif isinstance(value, dict):
+            table[subject] = SubjectInfo(name_zh=str(value.get("name_zh", "")),
+                                         groups=[str(g) for g in value.get("categories", [])])
+        else:
+            raise DataError(f"{path}: entry '{subject}' is neither [en, zh, category] nor "
+                            f"{{name_zh, categories}}")
+    return table
+
+
 def _select_subjects(spec: MultipleChoiceSpec, ctx: RunContext) -> list[str]:
     names = spec.subset_names() or [spec.name]
     if not ctx.subsets:
@@ -207,6 +236,8 @@ def _load_subjects(spec: MultipleChoiceSpec, ctx: RunContext, subjects: list[str
 def run(spec: MultipleChoiceSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
     """Score every question of the selected subjects and aggregate by subject and group."""
     style, style_name, num_shots, sampler = _options(spec, ctx)
+    if spec.subjects_file:
+        spec = spec.model_copy(update={"subjects": {**_subjects_from_file(spec, ctx.data_dir), **spec.subjects}})
     subjects = _select_subjects(spec, ctx)
     loaded, origin, missing = _load_subjects(spec, ctx, subjects, num_shots, sampler)
     if not loaded:

@@ -192,7 +192,7 @@ class Scorer:
             results[key] = (value, is_greedy, per_token)
 
     def _gather(self, hidden: Any, batch: list[Row]) -> tuple[list[tuple[int, float, tuple[float, ...]]], list[bool]]:
-        """Log-softmax (float32) over the kept positions only, in chunks; gather each target's tokens."""
+        """Float32 log-probabilities of the targets at the kept positions only, in chunks."""
         import torch
 
         offsets, at = [], 0
@@ -219,10 +219,14 @@ class Scorer:
             logits = self.lm_head(hidden[c:c + _LOGIT_CHUNK]).float()
             if self.softcap:
                 logits = torch.tanh(logits / self.softcap) * self.softcap
-            logp = torch.log_softmax(logits, dim=-1).cpu()
-            local = rows_t[sel] - c
-            values[sel] = logp[local, toks_t[sel]]
-            is_max[sel] = logp[local].argmax(dim=-1) == toks_t[sel]
+            # every row of `hidden` is a scored position, so one logsumexp per row serves all its targets;
+            # log p(t) = logit_t - logsumexp: no second [positions, vocab] tensor is written
+            lse = torch.logsumexp(logits, dim=-1)
+            best = logits.argmax(dim=-1)
+            local = (rows_t[sel] - c).to(logits.device)
+            targets = toks_t[sel].to(logits.device)
+            values[sel] = (logits[local, targets] - lse[local]).cpu()
+            is_max[sel] = (best[local] == targets).cpu()
         out, greedy = [], []
         for key, start, length in spans:
             span = values[start:start + length]

@@ -118,7 +118,8 @@ def _wrap_cache(backend: Backend, options: RunOptions, warn: Any) -> Backend:
     except ImportError:
         return backend
     path = options.cache or (Path(options.output) / ".cache.sqlite")
-    wrapped: Backend = CachedBackend(backend, path)
+    # local scorers share prefixes within one call: give them whole subjects, not small chunks
+    wrapped: Backend = CachedBackend(backend, path, chunk_size=getattr(backend, "cache_chunk_size", None))
     return wrapped
 
 
@@ -172,6 +173,15 @@ def _manifest(specs: list[TaskSpecBase], data_files: dict[str, list[str]], optio
     return {"tasks": tasks, "versions": versions, "seed": options.seed}
 
 
+def _truncated(backend: Backend) -> int:
+    stats = getattr(backend, "stats", None)
+    if not callable(stats):
+        return 0
+    values = stats()
+    values = values.as_dict() if hasattr(values, "as_dict") else values
+    return int(values.get("truncated_requests", 0)) if isinstance(values, dict) else 0
+
+
 def execute(options: RunOptions) -> Path:
     """Run every selected task; return the run directory. Partial results are written even on failure."""
     from rich.console import Console
@@ -211,8 +221,14 @@ def execute(options: RunOptions) -> Path:
     failure: EvalkitError | None = None
     try:
         for selection, spec in selections:
+            truncated_before = _truncated(backend)
             outcome, seconds, files = _run_task(spec, selection, backend, options, task_args, judge, warn,
                                                 rundir, console)
+            truncated = _truncated(backend) - truncated_before
+            if truncated:
+                outcome.info["truncated_requests"] = truncated
+                warn(f"{spec.name}: {truncated} request(s) were longer than the model's context and were "
+                     f"left-truncated (counted in results.json info.truncated_requests)")
             results["tasks"][spec.name] = {"metrics": outcome.metrics, "groups": outcome.groups,
                                            "subtasks": outcome.subtasks, "n": outcome.n, "info": outcome.info}
             results["timing"][spec.name] = round(seconds, 3)
@@ -224,7 +240,11 @@ def execute(options: RunOptions) -> Path:
         results["timing"]["total"] = round(time.perf_counter() - started, 3)
         stats = getattr(backend, "stats", None)
         if callable(stats):
-            results["backend_stats"] = stats()
+            values = stats()
+            results["backend_stats"] = values.as_dict() if hasattr(values, "as_dict") else values
+        cache_stats = getattr(backend, "cache_stats", None)
+        if cache_stats is not None and hasattr(cache_stats, "as_dict"):
+            results["cache_stats"] = cache_stats.as_dict()
         results["warnings"] = warnings[:200]
         rundir.write_json("results.json", results)
         done_specs = [spec for _, spec in selections if spec.name in results["tasks"]]

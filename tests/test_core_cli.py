@@ -16,7 +16,8 @@ DATA = Path(__file__).parent / "data" / "core"
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "EVALKIT_DATA_DIR"} | {"EVALKIT_OFFLINE": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "EVALKIT_DATA_DIR"} | {"EVALKIT_OFFLINE": "1",
+                                                                            "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "evalkit", *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=300)
 
@@ -50,6 +51,14 @@ def test_user_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], fragm
     lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and fragment in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_unreachable_hub_model_is_a_one_line_error(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    result = _cli("run", "--model", "hf:evalkit-test/no-such-model", "--tasks", "cmmlu", "--limit", "1",
+                  "--output", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot load model 'evalkit-test/no-such-model'" in result.stderr
 
 
 def test_missing_data_is_a_one_line_error_and_keeps_earlier_results(tmp_path: Path) -> None:

@@ -62,6 +62,9 @@ def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int,
 class HFBackend:
     """A transformers causal LM behind the three-method contract."""
 
+    # the response cache hands requests over in chunks; prefix sharing works within a call, so make it large
+    cache_chunk_size = 4096
+
     def __init__(self, loaded: LoadedModel, args: dict[str, str]) -> None:
         import torch
 

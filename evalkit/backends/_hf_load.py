@@ -110,7 +110,7 @@ def _tiny_llama(args: dict[str, str]) -> LoadedModel:
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=int(args.get("max_length", "2048")),
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    model = LlamaForCausalLM(config).to(torch.float32)
+    model = LlamaForCausalLM(config).to(_torch_dtype(args.get("dtype", "float32")))
     return LoadedModel(model, tokenizer, "tiny-random-llama", "<random>", f"random-{seed}")
 
 

@@ -9,7 +9,8 @@ Every function here returns what the official script returns for the same string
 - ROUGE-L is the `rouge` package's (1.0.1) summary-level ROUGE-L F: the text is split into sentences at
   ".", and words are counted as *distinct* words (its default `exclusive=True`). Any exception inside
   the package (empty hypothesis, punctuation-only text, a too-deep LCS recursion on very long sentences)
-  scores 0.0, as the official bare `except` does. Chinese first joins jieba segments with spaces.
+  scores 0.0, as the official bare `except` does -- with the recursion cut-off at the official script's stack
+  depth (see `_FreshStack`). Chinese first joins jieba segments with spaces.
 - The classification score collects the classes that occur as substrings of the prediction, then drops
   those that are substrings of (but not equal to) the ground truth -- removing items from the list while
   iterating over it, so the element right after a removed one escapes the check. The official fallback to
@@ -36,6 +37,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -218,18 +220,55 @@ def qa_f1_zh(prediction: str, ground_truth: str, all_classes: Sequence[str] | No
     return token_f1(pred, truth)
 
 
+class _FreshStack(threading.Thread):
+    """Calls `rouge.get_scores` at the stack depth the official `eval.py` calls it from.
+
+    The package rebuilds the LCS recursively, one Python frame per step, so a sentence of roughly 1,000
+    words or more hits the recursion limit and the official script scores it 0. Where that happens depends
+    on how deep the caller's stack already is. In a new thread, `_bootstrap`, `_bootstrap_inner` and `run`
+    stand in for eval.py's `<module>`, `scorer` and `rouge_score` (plus one frame for `rouge_zh_score`), so
+    the cut-off is the official one wherever evalkit is called from (a CLI run, pytest, a notebook).
+    """
+
+    def __init__(self, prediction: str, ground_truth: str, extra_frame: bool) -> None:
+        super().__init__(daemon=True)
+        self.args = ([prediction], [ground_truth])
+        self.extra_frame = extra_frame
+        self.value = 0.0
+
+    def run(self) -> None:
+        if self.extra_frame:
+            self.value = self._rouge_zh_frame()
+            return
+        try:  # get_scores is called from this frame on purpose: depth 4, as from eval.py's rouge_score
+            self.value = float(_rouge().get_scores(*self.args, avg=True)["rouge-l"]["f"])
+        except Exception:  # noqa: BLE001 - the official script scores every failure as 0
+            self.value = 0.0
+
+    def _rouge_zh_frame(self) -> float:
+        """One frame deeper, standing in for eval.py's rouge_zh_score."""
+        try:
+            return float(_rouge().get_scores(*self.args, avg=True)["rouge-l"]["f"])
+        except Exception:  # noqa: BLE001
+            return 0.0
+
+
+def _rouge_l_f(prediction: str, ground_truth: str, *, extra_frame: bool) -> float:
+    _rouge()  # import (and fail with MissingDependency) here, in the caller's thread
+    worker = _FreshStack(prediction, ground_truth, extra_frame)
+    worker.start()
+    worker.join()
+    return worker.value
+
+
 def rouge_l(prediction: str, ground_truth: str, all_classes: Sequence[str] | None = None) -> float:
     """ROUGE-L F of the `rouge` package (summary level, distinct words); 0.0 where the package raises."""
-    try:
-        scores = _rouge().get_scores([prediction], [ground_truth], avg=True)
-    except Exception:  # noqa: BLE001 - the official script scores every failure as 0
-        return 0.0
-    return float(scores["rouge-l"]["f"])
+    return _rouge_l_f(prediction, ground_truth, extra_frame=False)
 
 
 def rouge_l_zh(prediction: str, ground_truth: str, all_classes: Sequence[str] | None = None) -> float:
     """ROUGE-L of the jieba segmentations joined by spaces."""
-    return rouge_l(" ".join(_segment(prediction)), " ".join(_segment(ground_truth)))
+    return _rouge_l_f(" ".join(_segment(prediction)), " ".join(_segment(ground_truth)), extra_frame=True)
 
 
 def _number_share(prediction: str, target: str) -> float:

@@ -260,3 +260,22 @@ def test_max_new_tokens_cap_is_applied_and_recorded() -> None:
     assert all(len(s["prediction"]) <= 5 for s in sink.rows)  # the echo backend returns max_tokens characters
     with pytest.raises(ConfigError, match="max_new_tokens"):
         _run("longbench", FakeBackend(), data_dir=None, task_args={"source": "demo", "max_new_tokens": "0"})
+
+
+def test_backend_without_tokenizer_sends_prompts_whole() -> None:
+    class _NoTokenizer:
+        def __init__(self) -> None:
+            self.inner = FakeBackend(max_length=64)
+
+        @property
+        def identity(self) -> ModelIdentity:
+            return self.inner.identity
+
+        def generate(self, conversations: Sequence[Conversation], config: GenConfig) -> list[Completion]:
+            return self.inner.generate(conversations, config)
+
+    out, sink, _ = _run("longbench", _NoTokenizer(), data_dir=None,
+                        task_args={"source": "demo", "max_length": "10"}, subsets=("hotpotqa",))
+    assert out.info["prompt_budget"]["hotpotqa"] == {"tokens": None,
+                                                     "rule": "backend has no tokenizer: prompts not truncated"}
+    assert not sink.rows[0]["truncated"] and sink.rows[0]["prompt_tokens"] == 0

@@ -39,7 +39,7 @@ class Truncation:
     """A prompt after middle truncation, and the token counts behind it."""
 
     text: str
-    prompt_tokens: int  # before truncation (None-free: 0 when the backend has no tokenizer)
+    prompt_tokens: int  # before truncation; 0 when the backend has no tokenizer
     kept_tokens: int
     truncated: bool
 
@@ -114,8 +114,10 @@ def budget_for(backend: Any, *, max_new_tokens: int, task_args: Mapping[str, str
     2. else the config's model2maxlen entry for the backend's model name (as the official scripts);
     3. else the backend's context length minus the new tokens minus the chat template's own tokens
        (where the dataset uses the template), so prompt + answer always fit the model.
-    Without a tokenizer on the backend there is no budget (prompts are sent whole).
+    Without a tokenizer on the backend there is no budget (prompts are sent whole, rule says so).
     """
+    if not isinstance(backend, TokenizerAccess):
+        return None, "backend has no tokenizer: prompts not truncated"
     if "max_length" in task_args:
         try:
             value = int(task_args["max_length"])
@@ -124,8 +126,6 @@ def budget_for(backend: Any, *, max_new_tokens: int, task_args: Mapping[str, str
         if value < 2:
             raise ConfigError(f"--task-args max_length={value}: use at least 2 tokens")
         return value, "task-args max_length"
-    if not isinstance(backend, TokenizerAccess):
-        return None, "backend has no tokenizer: prompts not truncated"
     model = backend.identity.model if hasattr(backend, "identity") else ""
     listed = _lookup_model(model_table, str(model))
     if listed is not None:

@@ -9,6 +9,9 @@ middle-truncated to the token budget *before* any chat template, then sent
 - as one user message through `generate` for every other dataset,
 
 greedy, with the dataset's max new tokens. Scores follow the official `eval.py` (evalkit.metrics.longbench).
+One known difference: for samsum the official script also stops at the first newline and forbids an
+end-of-text first token; evalkit generates up to the max new tokens and scores the first line after
+leading newlines, which is the same text unless the model would begin with a newline.
 LongBench v2 lives in `evalkit.tasks._longbench_v2`.
 
 Task options (`--task-args key=value,...`):
@@ -122,6 +125,7 @@ def _chunk_size(ctx: RunContext) -> int:
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most `size` items (one backend call and one sink write each)."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
 

@@ -10,7 +10,7 @@ import importlib
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -41,23 +41,23 @@ class GateFailed(Exception):
 def run(
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (evalkit models) or hf:/vllm:/openai: spec")] = "smollm2",
     tasks: Annotated[str, typer.Option("--tasks", "-t", help="Comma list; task:subset,subset selects subsets")] = "ceval,cmmlu,wikitext",
-    model_args: Annotated[Optional[str], typer.Option(help="Backend options key=value,...")] = None,
-    task_args: Annotated[Optional[str], typer.Option(help="Task options key=value,... (e.g. prompt_style=lmeval)")] = None,
-    num_fewshot: Annotated[Optional[int], typer.Option(help="Override the tasks' few-shot count")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="At most N samples per subset (per task if it has none)")] = None,
-    batch_size: Annotated[Optional[str], typer.Option(help="N or auto")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(envvar="EVALKIT_DATA_DIR", help="Local data, searched first")] = None,
+    model_args: Annotated[str | None, typer.Option(help="Backend options key=value,...")] = None,
+    task_args: Annotated[str | None, typer.Option(help="Task options key=value,... (e.g. prompt_style=lmeval)")] = None,
+    num_fewshot: Annotated[int | None, typer.Option(help="Override the tasks' few-shot count")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N samples per subset (per task if it has none)")] = None,
+    batch_size: Annotated[str | None, typer.Option(help="N or auto")] = None,
+    data_dir: Annotated[Path | None, typer.Option(envvar="EVALKIT_DATA_DIR", help="Local data, searched first")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Runs directory")] = Path("runs"),
-    base_url: Annotated[Optional[str], typer.Option(help="Base URL for openai: models")] = None,
-    judge: Annotated[Optional[str], typer.Option(help="Judge definition for judged tasks")] = None,
-    judge_model: Annotated[Optional[list[str]], typer.Option(help="Judge model spec (repeat for a panel)")] = None,
-    judge_args: Annotated[Optional[str], typer.Option(help="Judge backend options key=value,...")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Base URL for openai: models")] = None,
+    judge: Annotated[str | None, typer.Option(help="Judge definition for judged tasks")] = None,
+    judge_model: Annotated[list[str] | None, typer.Option(help="Judge model spec (repeat for a panel)")] = None,
+    judge_args: Annotated[str | None, typer.Option(help="Judge backend options key=value,...")] = None,
     judge_votes: Annotated[int, typer.Option(help="Samples per judge")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for sampling and shuffles")] = 0,
-    cache: Annotated[Optional[Path], typer.Option(help="Response cache file (default runs/.cache.sqlite)")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Response cache file (default runs/.cache.sqlite)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache")] = False,
     executor: Annotated[str, typer.Option(help="local or ray")] = "local",
-    concurrency: Annotated[Optional[int], typer.Option(help="Concurrent requests for API backends")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Concurrent requests for API backends")] = None,
 ) -> None:
     """Evaluate a model on tasks and write runs/<run_id>/ (results.json, samples/, manifest.json)."""
     from evalkit.runner import RunOptions, run_from_cli

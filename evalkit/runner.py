@@ -23,7 +23,7 @@ from evalkit.errors import ConfigError, EvalkitError
 from evalkit.store._rundir import RunDir, file_sha256, new_run_id
 from evalkit.tasks import _data
 from evalkit.tasks._kind import RunContext, TaskOutcome
-from evalkit.tasks._registry import TaskSelection, load_task, parse_task_list, find_task_files
+from evalkit.tasks._registry import TaskSelection, find_task_files, load_task, parse_task_list
 from evalkit.tasks._spec import KIND_RUNNERS, TaskSpecBase, import_target
 
 __all__ = ["RunOptions", "execute", "run_from_cli"]
@@ -257,7 +257,14 @@ def execute(options: RunOptions) -> Path:
 def _run_task(spec: TaskSpecBase, selection: TaskSelection, backend: Backend, options: RunOptions,
               task_args: dict[str, str], judge: Any, warn: Any, rundir: RunDir, console: Any
               ) -> tuple[TaskOutcome, float, list[str]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     runner = import_target(KIND_RUNNERS[spec.kind])
     _data.FILES_READ.clear()

@@ -9,8 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from evalkit.backends import load_backend  # noqa: E402
-from evalkit.types import GenConfig, LoglikelihoodRequest as R, Message  # noqa: E402
+from evalkit.backends import load_backend
+from evalkit.types import GenConfig, Message
+from evalkit.types import LoglikelihoodRequest as R
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from evalkit.backends._hf import rolling_windows
 from evalkit.metrics import aggregate_groups, corpus_perplexity, mean_stderr
 from evalkit.tasks._kind import RunContext
 from evalkit.tasks._spec import validate_spec
-from evalkit.tasks.perplexity import count_words, run as run_ppl, split_documents, wikitext_detokenize
+from evalkit.tasks.perplexity import count_words, split_documents, wikitext_detokenize
+from evalkit.tasks.perplexity import run as run_ppl
 
 CASES = json.loads((Path(__file__).parent / "data" / "core" / "aggregate_cases.json").read_text())
 

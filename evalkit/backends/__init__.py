@@ -12,13 +12,13 @@ from evalkit.backends._registry import (
 
 __all__ = [
     "Backend",
-    "hf_backend",
     "CatalogEntry",
     "ChatRendering",
     "ModelIdentity",
     "RawCompletion",
     "TokenizerAccess",
     "catalog",
+    "hf_backend",
     "load_backend",
     "parse_kv",
     "register_backend_kind",

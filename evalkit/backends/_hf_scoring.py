@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Row", "Scorer", "ScoreStats"]
+__all__ = ["Row", "ScoreStats", "Scorer"]
 
 _LOGIT_CHUNK = 512
 

@@ -12,7 +12,7 @@ from evalkit.errors import TaskSpecError
 
 __all__ = ["render"]
 
-_ENV = jinja2.Environment(  # noqa: S701 - model prompts, not HTML
+_ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 

@@ -89,8 +89,8 @@ class _Named(FakeBackend):
 def test_budget_rules() -> None:
     fake = FakeBackend(max_length=100)
     assert chat_overhead(fake) == len("<|user|>\n\n<|assistant|>\n") == 24
-    assert budget_for(fake, max_new_tokens=10, task_args={}, model_table={}, uses_chat=True)[0] == 66
-    assert budget_for(fake, max_new_tokens=10, task_args={}, model_table={}, uses_chat=False)[0] == 90
+    assert budget_for(fake, max_new_tokens=10, task_args={}, model_table={}, uses_chat=True)[0] == 100 - 10 - 24 - 16
+    assert budget_for(fake, max_new_tokens=10, task_args={}, model_table={}, uses_chat=False)[0] == 100 - 10 - 16
     assert budget_for(fake, max_new_tokens=10, task_args={"max_length": "40"}, model_table={},
                       uses_chat=True) == (40, "task-args max_length")
     assert budget_for(_Named(max_length=100), max_new_tokens=10, task_args={},

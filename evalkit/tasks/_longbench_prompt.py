@@ -32,6 +32,7 @@ __all__ = ["Truncation", "budget_for", "extract_choice", "fill_v1", "fill_v2", "
            "shorten_for_sample", "truncate_prompt"]
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+RETOKENIZE_SLACK = 16  # tokens kept free in the default budget (see budget_for)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ def budget_for(backend: Any, *, max_new_tokens: int, task_args: Mapping[str, str
     1. `--task-args max_length=N`;
     2. else the config's model2maxlen entry for the backend's model name (as the official scripts);
     3. else the backend's context length minus the new tokens minus the chat template's own tokens
-       (where the dataset uses the template), so prompt + answer always fit the model.
+       (where the dataset uses the template) minus `RETOKENIZE_SLACK` tokens, because the decoded head and
+       tail may re-encode to a few more tokens at the cut; so prompt + answer always fit the model.
     Without a tokenizer on the backend there is no budget (prompts are sent whole, rule says so).
     """
     if not isinstance(backend, TokenizerAccess):
@@ -131,11 +133,11 @@ def budget_for(backend: Any, *, max_new_tokens: int, task_args: Mapping[str, str
     if listed is not None:
         return listed, f"model2maxlen[{model}]"
     overhead = chat_overhead(backend) if uses_chat else 0
-    value = backend.max_length - max_new_tokens - overhead
+    value = backend.max_length - max_new_tokens - overhead - RETOKENIZE_SLACK
     if value < 2:
         raise ConfigError(f"LongBench: the model's context ({backend.max_length} tokens) leaves no room for a "
                           f"prompt next to {max_new_tokens} new tokens; pass --task-args max_length=N")
-    return value, "model context - max new tokens - chat template tokens"
+    return value, f"model context - max new tokens - chat template tokens - {RETOKENIZE_SLACK}"
 
 
 _ANSWER_PATTERNS = (re.compile(r"The correct answer is \(([A-D])\)"), re.compile(r"The correct answer is ([A-D])"))

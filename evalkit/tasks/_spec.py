@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evalkit.errors import TaskSpecError
 
-__all__ = ["SPEC_MODELS", "KIND_RUNNERS", "TaskSpecBase", "load_spec_file", "validate_spec"]
+__all__ = ["KIND_RUNNERS", "SPEC_MODELS", "TaskSpecBase", "load_spec_file", "validate_spec"]
 
 # kind -> "module:SpecModel" / "module:run"
 SPEC_MODELS: dict[str, str] = {
@@ -23,12 +23,14 @@ SPEC_MODELS: dict[str, str] = {
     "perplexity": "evalkit.tasks.perplexity:PerplexitySpec",
     "longcontext": "evalkit.tasks.longcontext:LongContextSpec",
     "multiturn_judge": "evalkit.tasks.multiturn_judge:MultiturnJudgeSpec",
+    "lmeval": "evalkit.tasks.lmeval_bridge:LmevalBridgeSpec",
 }
 KIND_RUNNERS: dict[str, str] = {
     "multiple_choice": "evalkit.tasks.multiple_choice:run",
     "perplexity": "evalkit.tasks.perplexity:run",
     "longcontext": "evalkit.tasks.longcontext:run",
     "multiturn_judge": "evalkit.tasks.multiturn_judge:run",
+    "lmeval": "evalkit.tasks.lmeval_bridge:run",
 }
 
 
@@ -123,7 +125,7 @@ def load_spec_file(path: Path) -> TaskSpecBase:
     except OSError as exc:
         raise TaskSpecError(f"{path}: cannot read task file ({exc.strerror})") from None
     try:
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        doc = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else "?"

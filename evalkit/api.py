@@ -134,14 +134,15 @@ class RunResult:
     def load(cls, path: str | Path) -> RunResult:
         """Read a run directory, or its results.json (manifest.json beside it is read when present).
 
-        Raises:
-            DataError: the file is missing, not JSON, or not an evalkit results file.
-        """
-        from evalkit.store import read_results
+        An lm-eval results file (`results_<date>.json`, or a folder holding such files: the newest is read) is
+        converted with `evalkit.store.convert_lmeval_results`; its `source` is then "lm-eval".
 
+        Raises:
+            DataError: the file is missing, not JSON, or neither an evalkit nor an lm-eval results file.
+        """
         target = Path(path)
-        results_file = target / "results.json" if target.is_dir() else target
-        data = read_results(results_file)
+        results_file = _results_file(target)
+        data = _read_any_results(results_file)
         manifest_file = results_file.parent / "manifest.json"
         manifest: dict[str, Any] = {}
         if manifest_file.is_file():
@@ -290,6 +291,27 @@ class RunResult:
                  for name, t in self.tasks.items()}
         return {"run_id": self.run_id, "created": self.created, "model": dict(self.model),
                 "config": dict(self.config), "tasks": tasks, "versions": dict(self.versions)}
+
+
+def _results_file(target: Path) -> Path:
+    """results.json of a run directory; else the newest lm-eval results_*.json in (or below) a folder."""
+    if not target.is_dir() or (target / "results.json").is_file():
+        return target / "results.json" if target.is_dir() else target
+    found = sorted(target.glob("results_*.json")) or sorted(target.glob("*/results_*.json"))
+    return found[-1] if found else target / "results.json"
+
+
+def _read_any_results(path: Path) -> dict[str, Any]:
+    """An evalkit results.json as is, or an lm-eval results file converted to that shape."""
+    from evalkit.store import convert_lmeval_results, read_results
+
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except (FileNotFoundError, IsADirectoryError, orjson.JSONDecodeError):
+        return read_results(path)  # its errors name the fix
+    if isinstance(raw, dict) and "tasks" not in raw and isinstance(raw.get("results"), Mapping):
+        return convert_lmeval_results(raw, name=path.stem)
+    return read_results(path)
 
 
 _PATH_OPTIONS = ("output", "data_dir", "cache")

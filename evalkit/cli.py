@@ -22,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: importing rich's markdown renderer costs more than the rest
 )
 
 # Modules that add commands (each has `register(app)`); they must import only typer/stdlib at module level.
@@ -81,16 +82,28 @@ def list_tasks() -> None:
 @app.command("models")
 def list_models() -> None:
     """List the model catalog (built-in names and the user's evalkit.yaml)."""
-    from rich.console import Console
-    from rich.table import Table
-
     from evalkit.backends._registry import catalog
 
-    table = Table("name", "spec", "description", title="evalkit models")
-    for entry in catalog().values():
-        table.add_row(entry.name, entry.spec, entry.description)
-    Console().print(table)
-    Console().print("Explicit forms: hf:<path-or-hub-id>, vllm:<hub-id>, openai:<model> (+ --base-url)")
+    rows = [(e.name, e.spec, e.description) for e in catalog().values()]
+    print_table(("name", "spec", "description"), rows)
+    print("\nExplicit forms: hf:<path-or-hub-id>, vllm:<hub-id>, openai:<model> (+ --base-url)")
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A plain aligned table (rich would cost more import time than these listings take)."""
+    import shutil
+    import sys
+
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
+    room = max(30, shutil.get_terminal_size((120, 20)).columns - sum(widths) - 2 * len(widths))
+    if not sys.stdout.isatty():
+        room = 10_000  # piped output keeps whole descriptions
+    for index, row in enumerate([header, *rows]):
+        cells = [str(c).ljust(w) for c, w in zip(row, widths)]
+        last = str(row[-1])
+        print("  ".join([*cells, last if len(last) <= room else last[:room - 1] + "…"]).rstrip())
+        if index == 0:
+            print("  ".join(["-" * w for w in widths] + ["-" * min(room, 60)]))
 
 
 def _register_commands() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from evalkit.errors import ConfigError, TaskSpecError
-from evalkit.tasks._data import tasks_root
-from evalkit.tasks._spec import TaskSpecBase, load_spec_file
+
+if TYPE_CHECKING:
+    from evalkit.tasks._spec import TaskSpecBase
 
 __all__ = ["TaskSelection", "find_task_files", "load_task", "parse_task_list", "print_task_table"]
 
@@ -22,8 +24,11 @@ class TaskSelection:
 
 
 def _search_dirs() -> list[Path]:
+    # the bundled tasks/ folder, found without importing the data module (pydantic) so listing stays fast
+    here = Path(__file__).resolve().parent.parent
+    bundled = here / "_bundled" / "tasks" if (here / "_bundled").is_dir() else here.parent / "tasks"
     dirs = [Path(p) for p in os.environ.get("EVALKIT_TASKS_PATH", "").split(os.pathsep) if p]
-    return dirs + [tasks_root()]
+    return dirs + [bundled]
 
 
 def find_task_files() -> dict[str, Path]:
@@ -60,6 +65,8 @@ def parse_task_list(text: str, known: set[str]) -> list[TaskSelection]:
 
 def load_task(name: str) -> TaskSpecBase:
     """Load a task by name (built-in or EVALKIT_TASKS_PATH) or by YAML path."""
+    from evalkit.tasks._spec import load_spec_file
+
     if name.endswith((".yaml", ".yml")):
         path = Path(name)
         if not path.is_file():
@@ -78,18 +85,20 @@ def load_task(name: str) -> TaskSpecBase:
 
 def print_task_table() -> None:
     """`evalkit tasks`: read the YAMLs shallowly (no task-kind imports), so listing stays fast."""
-    from rich.console import Console
-    from rich.table import Table
+    from evalkit.cli import print_table
 
-    table = Table("task", "kind", "subsets", "description", title="evalkit tasks")
+    rows = []
     for name, path in sorted(find_task_files().items()):
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_FastLoader) or {}  # noqa: S506
         except yaml.YAMLError:
-            table.add_row(name, "?", "", f"[red]invalid YAML: {path}[/red]")
+            rows.append((name, "?", "", f"invalid YAML: {path}"))
             continue
         subsets = doc.get("subjects") or doc.get("datasets") or doc.get("subsets") or {}
-        count = str(len(subsets)) if subsets else ""
-        table.add_row(name, str(doc.get("kind", "?")), count, str(doc.get("description", "")))
-    Console().print(table)
-    Console().print("Select subsets with task:subset[,subset...], e.g. cmmlu:agronomy,anatomy")
+        rows.append((name, str(doc.get("kind", "?")), str(len(subsets)) if subsets else "",
+                     str(doc.get("description", ""))))
+    print_table(("task", "kind", "subsets", "description"), rows)
+    print("\nSelect subsets with task:subset[,subset...], e.g. cmmlu:agronomy,anatomy")
+
+
+_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -124,3 +124,18 @@ def test_perplexity_task_reports_corpus_ratios(tmp_path: Path) -> None:
     nbytes = sum(len(line.encode()) for line in ["first line of text", "second line here", "第三行中文"])
     assert outcome.metrics["byte_perplexity"] == pytest.approx(math.exp(-total_ll / nbytes))
     assert outcome.metrics["bits_per_byte"] == pytest.approx(-total_ll / nbytes / math.log(2))
+
+
+def test_chinese_corpus_reports_character_perplexity(data_dir: Path, tmp_path: Path) -> None:
+    import json as _json
+
+    from evalkit.runner import RunOptions, execute
+
+    run_dir = execute(RunOptions(model="fake:echo", tasks="zh_ppl", limit=5, data_dir=data_dir, output=tmp_path,
+                                 no_cache=True, quiet=True))
+    task = _json.loads((run_dir / "results.json").read_text())["tasks"]["zh_ppl"]
+    assert task["n"] == 5 and task["info"]["data_origin"] == "local"
+    assert "char_perplexity" in task["metrics"] and "word_perplexity" not in task["metrics"]
+    samples = [_json.loads(line) for line in (run_dir / "samples" / "zh_ppl.jsonl").read_text().splitlines()]
+    total = sum(s["logprob"] for s in samples)
+    assert task["metrics"]["char_perplexity"] == pytest.approx(math.exp(-total / sum(s["chars"] for s in samples)))

@@ -56,6 +56,8 @@ class RunOptions:
     concurrency: int | None = None
     quiet: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    ray_workers: int | None = None  # --executor ray: actors (default: one per GPU, else 2; EVALKIT_RAY_WORKERS)
+    ray_address: str | None = None  # --executor ray: cluster to join (default RAY_ADDRESS, else a local one)
 
 
 class _Sink:
@@ -189,9 +191,14 @@ def execute(options: RunOptions) -> Path:
     console = Console(stderr=True, quiet=options.quiet)
     if options.executor not in ("local", "ray"):
         raise ConfigError(f"--executor {options.executor}: use local or ray")
-    if options.executor == "ray":
-        raise ConfigError("--executor ray needs the Ray executor, which this build does not include yet; "
-                          "use --executor local")
+    if options.executor == "ray":  # workers each load the model; the driver runs tasks, cache and run dir
+        from dataclasses import replace
+
+        from evalkit.executors import ray_backend
+
+        options = replace(options, model=ray_backend(options.model, _model_args(options), workers=options.ray_workers,
+                                                     address=options.ray_address, extra=options.extra,
+                                                     batch_size=options.batch_size))
     selections = _selections(options)
     task_args = dict(options.task_args) if isinstance(options.task_args, dict) else parse_kv(options.task_args, what="--task-args")
     judge = _judge_config(options)

@@ -79,7 +79,7 @@ def test_runresult_loads_an_lmeval_results_file(tmp_path: Path) -> None:
 lm_eval = pytest.importorskip("lm_eval")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from evalkit.runner import RunOptions, execute  # noqa: E402
+from evalkit.runner import RunOptions, execute
 
 _LOCAL = "include_defaults=false,include_path={}"
 

@@ -14,7 +14,7 @@ from evalkit.executors import RaySettings, shard
 
 
 def test_shards_are_contiguous_and_cover_everything() -> None:
-    for n in range(0, 12):
+    for n in range(12):
         for parts in range(1, 5):
             pieces = shard(list(range(n)), parts)
             assert [x for p in pieces for x in p] == list(range(n))
@@ -44,7 +44,7 @@ def test_settings_come_from_arguments_extra_then_env(monkeypatch: pytest.MonkeyP
 
 ray = pytest.importorskip("ray")
 
-from evalkit.runner import RunOptions, execute  # noqa: E402
+from evalkit.runner import RunOptions, execute
 
 
 @pytest.fixture(scope="module")

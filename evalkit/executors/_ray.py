@@ -10,6 +10,8 @@ Ray does the scheduling and placement (actors, resources, `ray.get`); nothing he
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,7 +57,7 @@ def shard(items: Sequence[T], parts: int, key: Callable[[T], Any] | None = None)
             end += 1
         cuts.append(end)
     bounds = [0, *cuts, len(items)]
-    return [list(items[a:b]) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [list(items[a:b]) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _import_ray() -> Any:
@@ -254,10 +256,8 @@ class RayBackend:
             ray.shutdown()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # interpreter shutdown: nothing left to report to
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to report to
-            pass
 
 
 def ray_backend(model: str | Backend, args: dict[str, str], *, workers: int | None = None,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from evalkit.backends._protocol import Backend
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
 from evalkit.tasks._spec import TaskSpecBase
@@ -25,7 +27,7 @@ class LmevalBridgeSpec(TaskSpecBase):
     """
 
     kind: Literal["lmeval"]
-    tasks: list[str] = []
+    tasks: list[str] = Field(default_factory=list)
     include_path: str | None = None
     bootstrap_iters: int = 1000
 

@@ -123,6 +123,9 @@ def test_bridge_equals_native_cmmlu_on_the_fake_backend(cmmlu_tasks: Path, data_
     assert results["metrics"]["acc"] == pytest.approx(acc) and "acc_stderr" in results["metrics"]
     assert results["subtasks"]["evalkitref_cmmlu_agronomy"]["n"] == 3 and results["n"] == 3
     assert results["info"]["n_shot"] == {"evalkitref_cmmlu_agronomy": 2}
+    assert len(results["info"]["lm_eval_config_sha256"]["evalkitref_cmmlu_agronomy"]) == 64
+    manifest = json.loads((run_dir / "manifest.json").read_text())["tasks"]["lmeval"]
+    assert {Path(f).name for f in manifest["data_files"]} == {"cmmlu_agronomy_test.jsonl", "cmmlu_agronomy_dev.jsonl"}
 
 
 def test_bridge_errors_are_one_line(cmmlu_tasks: Path, tmp_path: Path) -> None:

@@ -15,8 +15,11 @@ offline), `include_defaults=false` (index only include_path: skips lm-eval's ~20
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from evalkit.backends._protocol import Backend
@@ -91,7 +94,27 @@ def run_bridge(tasks: Sequence[str], backend: Backend, ctx: RunContext, sink: Sa
         raise DataError("lmeval: lm-eval returned no results")
     for name, records in (out.get("samples") or {}).items():
         sink.write(sample_records(name, records))
-    return outcome_from_lmeval(out, list(tasks))
+    outcome = outcome_from_lmeval(out, list(tasks))
+    outcome.info["lm_eval_config_sha256"] = _record_configs(out.get("configs") or {})
+    return outcome
+
+
+def _record_configs(configs: Mapping[str, Any]) -> dict[str, str]:
+    """Hash each task's resolved lm-eval config (prompt, metrics, dataset); note its local data files for
+    the run manifest, so runs of different task versions or data are told apart."""
+    from evalkit.tasks import _data
+
+    hashes = {}
+    for name, config in configs.items():
+        text = json.dumps(_plain(config), sort_keys=True, ensure_ascii=False)
+        hashes[name] = hashlib.sha256(text.encode()).hexdigest()
+        files = ((config.get("dataset_kwargs") or {}).get("data_files") if isinstance(config, Mapping) else None)
+        values = files.values() if isinstance(files, Mapping) else [files] if files else []
+        for value in values:
+            for path in [value] if isinstance(value, str) else list(value or []):
+                if isinstance(path, str) and Path(path).is_file():
+                    _data.FILES_READ.add(str(Path(path).resolve()))
+    return hashes
 
 
 def _lm_metrics(entry: Mapping[str, Any]) -> dict[str, float]:

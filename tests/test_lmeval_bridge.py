@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from evalkit.backends import ModelIdentity
 from evalkit.errors import ConfigError
 from evalkit.lmeval import gen_config, outcome_from_lmeval, sample_records
 from evalkit.types import GenConfig
@@ -72,6 +73,38 @@ def test_runresult_loads_an_lmeval_results_file(tmp_path: Path) -> None:
         assert result.score("arc_easy", "acc") == 0.6 and result.stderr("arc_easy", "acc") == 0.01
         assert result.tasks["arc_easy"].n == 2376 and result.raw["source"] == "lm-eval"
         assert result.model["model"] == "org/m"
+
+
+class _ChatOnly:
+    """A chat API: `complete` is refused, `generate` answers with the user message reversed."""
+
+    identity = ModelIdentity("stub", "chat-only")
+
+    def complete(self, prompts: Any, config: GenConfig) -> Any:
+        from evalkit.errors import UnsupportedRequest
+
+        raise UnsupportedRequest("no /completions here")
+
+    def generate(self, conversations: Any, config: GenConfig) -> Any:
+        from evalkit.types import Completion
+
+        return [Completion((c[-1].content[::-1][: config.max_tokens],)) for c in conversations]
+
+
+class _Request:
+    def __init__(self, *args: Any) -> None:
+        self.args = args
+
+
+def test_generation_falls_back_to_chat_and_groups_by_settings() -> None:
+    pytest.importorskip("lm_eval")
+    from evalkit.lmeval import backend_lm
+
+    done: list[int] = []
+    lm = backend_lm(_ChatOnly(), advance=done.append)  # type: ignore[arg-type]
+    answers = lm.generate_until([_Request("abc", {"max_gen_toks": 2}), _Request("xyz", {"max_gen_toks": 5}),
+                                 _Request("hello", {"max_gen_toks": 2})])
+    assert answers == ["cb", "zyx", "ol"] and sorted(done) == [1, 2]  # two settings → two calls, order kept
 
 
 # ---- real lm-eval runs ------------------------------------------------------------------------------------

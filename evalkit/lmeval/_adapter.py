@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalkit.backends._protocol import Backend
-from evalkit.errors import ConfigError, MissingDependency
+from evalkit.errors import ConfigError, MissingDependency, UnsupportedRequest
 from evalkit.types import GenConfig, LoglikelihoodRequest, Message
 
 __all__ = ["backend_lm", "gen_config"]
@@ -48,13 +48,15 @@ def gen_config(kwargs: dict[str, Any], seed: int | None = None) -> GenConfig:
 
 
 def backend_lm(backend: Backend, *, advance: Callable[[int], None] = lambda n: None,
-               add_total: Callable[[int], None] = lambda n: None) -> Any:
+               add_total: Callable[[int], None] = lambda n: None, chat: bool = False) -> Any:
     """Build an `lm_eval.api.model.LM` around `backend`.
 
     Args:
         backend: any evalkit backend (usually the runner's cached one).
         advance: called with the number of requests finished after each call (progress bar).
         add_total: called with the number of requests of each call before it runs.
+        chat: serve `generate_until` with `generate` (the prompt as one user message, through the backend's
+            chat template or a chat API) even when the backend can continue raw text.
 
     Raises:
         MissingDependency: lm-eval is not installed.
@@ -92,7 +94,7 @@ def backend_lm(backend: Backend, *, advance: Callable[[int], None] = lambda n: N
             out = [""] * len(requests)
             for config, indices in groups.items():
                 prompts = [str(requests[i].args[0]) for i in indices]
-                for i, completion in zip(indices, _continue(self.backend, prompts, config)):
+                for i, completion in zip(indices, _continue(self.backend, prompts, config, chat)):
                     out[i] = completion
                 advance(len(indices))
             return out
@@ -116,8 +118,11 @@ def backend_lm(backend: Backend, *, advance: Callable[[int], None] = lambda n: N
     return EvalkitLM()
 
 
-def _continue(backend: Backend, prompts: Sequence[str], config: GenConfig) -> list[str]:
-    complete = getattr(backend, "complete", None)
+def _continue(backend: Backend, prompts: Sequence[str], config: GenConfig, chat: bool) -> list[str]:
+    complete = None if chat else getattr(backend, "complete", None)
     if callable(complete):
-        return [c.text for c in complete(prompts, config)]
+        try:
+            return [c.text for c in complete(prompts, config)]
+        except UnsupportedRequest:
+            pass  # a chat-only backend: fall through to generate
     return [c.text for c in backend.generate([(Message("user", p),) for p in prompts], config)]

@@ -9,7 +9,8 @@ document.
 Options (`--task-args`): `include_path=DIR` (extra lm-eval task YAMLs, e.g. local copies that read JSONL
 offline), `include_defaults=false` (index only include_path: skips lm-eval's ~20 s scan of its own ~15k tasks),
 `bootstrap_iters=N` (stderr of non-mean metrics; 0 = none), `apply_chat_template=true`,
-`system_instruction=TEXT`.
+`system_instruction=TEXT`, `generation=raw|chat` (generate_until as raw continuation, the default where the
+backend can, or as one user message through the chat template / chat API).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
 __all__ = ["TASK_ARGS", "outcome_from_lmeval", "run_bridge", "sample_records"]
 
 TASK_ARGS = frozenset({"include_path", "include_defaults", "bootstrap_iters", "apply_chat_template",
-                       "system_instruction"})
+                       "system_instruction", "generation"})
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -84,7 +85,11 @@ def run_bridge(tasks: Sequence[str], backend: Backend, ctx: RunContext, sink: Sa
         total[0] += n
         ctx.set_total(total[0])
 
-    lm = backend_lm(backend, advance=ctx.advance, add_total=add_total)
+    generation = args.get("generation", "raw")
+    if generation not in ("raw", "chat"):
+        raise ConfigError(f"--task-args generation={generation}: use raw (continue the prompt text) or chat "
+                          f"(send it as one user message)")
+    lm = backend_lm(backend, advance=ctx.advance, add_total=add_total, chat=generation == "chat")
     out = lm_eval.simple_evaluate(
         model=lm, tasks=list(tasks), num_fewshot=ctx.num_fewshot, limit=ctx.limit, log_samples=True,
         task_manager=manager, bootstrap_iters=_int_arg(args, "bootstrap_iters", bootstrap_iters),

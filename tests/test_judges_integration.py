@@ -18,7 +18,13 @@ pytestmark = [
 
 def test_smollm2_probability_judge_always_answers(data_dir: Path) -> None:
     from evalkit.backends import load_backend
-    from evalkit.judges import ProbabilityJudge, build_items, load_judge_definition, load_model_answers, load_questions
+    from evalkit.judges import (
+        ProbabilityJudge,
+        build_items,
+        load_judge_definition,
+        load_model_answers,
+        load_questions,
+    )
 
     definition = load_judge_definition("mt-bench-single-prob")
     questions = [q for q in load_questions(data_dir, hub=False) if q.category == "writing"][:1]

@@ -58,6 +58,8 @@ def run(
     cache: Annotated[Path | None, typer.Option(help="Response cache file (default runs/.cache.sqlite)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache")] = False,
     executor: Annotated[str, typer.Option(help="local or ray")] = "local",
+    ray_workers: Annotated[int | None, typer.Option(help="--executor ray: number of model workers")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="--executor ray: cluster address (default: RAY_ADDRESS or local)")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Concurrent requests for API backends")] = None,
 ) -> None:
     """Evaluate a model on tasks and write runs/<run_id>/ (results.json, samples/, manifest.json)."""
@@ -67,7 +69,8 @@ def run(
         model=model, tasks=tasks, model_args=model_args, task_args=task_args, num_fewshot=num_fewshot,
         limit=limit, batch_size=batch_size, data_dir=data_dir, output=output, base_url=base_url, judge=judge,
         judge_models=tuple(judge_model or ()), judge_args=judge_args, judge_votes=judge_votes, seed=seed,
-        cache=cache, no_cache=no_cache, executor=executor, concurrency=concurrency)
+        cache=cache, no_cache=no_cache, executor=executor, concurrency=concurrency, ray_workers=ray_workers,
+        ray_address=ray_address)
     run_from_cli(options)
 
 

@@ -191,19 +191,21 @@ def execute(options: RunOptions) -> Path:
     console = Console(stderr=True, quiet=options.quiet)
     if options.executor not in ("local", "ray"):
         raise ConfigError(f"--executor {options.executor}: use local or ray")
+    selections = _selections(options)  # validate every task before any model is loaded
+    task_args = dict(options.task_args) if isinstance(options.task_args, dict) else parse_kv(options.task_args, what="--task-args")
+    judge = _judge_config(options)
+    requested = (options.model if isinstance(options.model, str) else None, _model_args(options))
     if options.executor == "ray":  # workers each load the model; the driver runs tasks, cache and run dir
         from dataclasses import replace
 
         from evalkit.executors import ray_backend
 
-        options = replace(options, model=ray_backend(options.model, _model_args(options), workers=options.ray_workers,
+        options = replace(options, model=ray_backend(options.model, requested[1], workers=options.ray_workers,
                                                      address=options.ray_address, extra=options.extra,
                                                      batch_size=options.batch_size))
-    selections = _selections(options)
-    task_args = dict(options.task_args) if isinstance(options.task_args, dict) else parse_kv(options.task_args, what="--task-args")
-    judge = _judge_config(options)
     _seed_everything(options.seed)
     backend, model_args = _build_backend(options, console)
+    model_args = model_args or requested[1]
     warnings: list[str] = []
 
     def warn(message: str) -> None:
@@ -216,7 +218,7 @@ def execute(options: RunOptions) -> Path:
     results: dict[str, Any] = {
         "run_id": rundir.run_id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": identity.as_dict(),
-        "config": {"model": options.model if isinstance(options.model, str) else identity.model,
+        "config": {"model": requested[0] or identity.model, "executor": options.executor,
                    "tasks": [f"{s.name}{':' + ','.join(s.subsets) if s.subsets else ''}" for s, _ in selections],
                    "model_args": _public_args(model_args), "task_args": task_args, "num_fewshot": options.num_fewshot,
                    "limit": options.limit, "batch_size": options.batch_size, "seed": options.seed,
@@ -307,8 +309,11 @@ def print_results(path: Path) -> None:
             se = metrics.get(f"{name}_stderr")
             table.add_row(task, "", name, f"{value:.4f}", f"{se:.4f}" if isinstance(se, float) else "",
                           str(body.get("n", "")))
-        for group, gm in body.get("groups", {}).items():
-            for name in ("acc", "acc_macro", "score"):
+        rows = list(body.get("groups", {}).items())
+        if not any(not k.endswith("_stderr") for k in metrics):  # no headline (several lm-eval tasks): subtasks
+            rows += list(body.get("subtasks", {}).items())
+        for group, gm in rows:
+            for name in ("acc", "acc_macro", "score", "acc_norm", "exact_match", "word_perplexity"):
                 if name in gm and isinstance(gm[name], (int, float)):
                     se = gm.get(f"{name}_stderr")
                     table.add_row(task, group, name, f"{gm[name]:.4f}", f"{se:.4f}" if isinstance(se, float) else "",

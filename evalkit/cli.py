@@ -54,6 +54,9 @@ def run(
     judge_model: Annotated[list[str] | None, typer.Option(help="Judge model spec (repeat for a panel)")] = None,
     judge_args: Annotated[str | None, typer.Option(help="Judge backend options key=value,...")] = None,
     judge_votes: Annotated[int, typer.Option(help="Samples per judge")] = 1,
+    judge_mode: Annotated[str | None, typer.Option(help="generate or probability (overrides the judge YAML)")] = None,
+    reducer: Annotated[str, typer.Option(help="Vote reducer: mean, median or majority")] = "mean",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Judged tasks: print how many judge calls would be made")] = False,
     seed: Annotated[int, typer.Option(help="Seed for sampling and shuffles")] = 0,
     cache: Annotated[Path | None, typer.Option(help="Response cache file (default runs/.cache.sqlite)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache")] = False,
@@ -68,7 +71,8 @@ def run(
     options = RunOptions(
         model=model, tasks=tasks, model_args=model_args, task_args=task_args, num_fewshot=num_fewshot,
         limit=limit, batch_size=batch_size, data_dir=data_dir, output=output, base_url=base_url, judge=judge,
-        judge_models=tuple(judge_model or ()), judge_args=judge_args, judge_votes=judge_votes, seed=seed,
+        judge_models=tuple(judge_model or ()), judge_args=judge_args, judge_votes=judge_votes,
+        judge_mode=judge_mode, judge_reducer=reducer, dry_run=dry_run, seed=seed,
         cache=cache, no_cache=no_cache, executor=executor, concurrency=concurrency, ray_workers=ray_workers,
         ray_address=ray_address)
     run_from_cli(options)

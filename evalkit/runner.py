@@ -49,6 +49,9 @@ class RunOptions:
     judge_models: tuple[str, ...] = ()
     judge_args: str | None = None
     judge_votes: int = 1
+    judge_mode: str | None = None
+    judge_reducer: str = "mean"
+    dry_run: bool = False
     seed: int = 0
     cache: Path | None = None
     no_cache: bool = False
@@ -132,8 +135,11 @@ def _judge_config(options: RunOptions) -> Any:
         from evalkit.judges import JudgeConfig
     except ImportError:
         raise ConfigError("judged tasks are not available in this build (evalkit.judges is missing)") from None
+    cache = None if options.no_cache else str(options.cache or Path(options.output) / ".cache.sqlite")
     return JudgeConfig.from_cli(definition=options.judge, models=options.judge_models,
-                                args=parse_kv(options.judge_args, what="--judge-args"), votes=options.judge_votes)
+                                args=parse_kv(options.judge_args, what="--judge-args"), votes=options.judge_votes,
+                                reducer=options.judge_reducer, mode=options.judge_mode, dry_run=options.dry_run,
+                                cache=cache)
 
 
 def _seed_everything(seed: int) -> None:

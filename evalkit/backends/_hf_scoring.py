@@ -22,6 +22,8 @@ from typing import Any
 __all__ = ["Row", "ScoreStats", "Scorer"]
 
 _LOGIT_CHUNK = 512
+_EQUAL_LENGTH_FROM = 256  # rows at least this long are batched only with rows of the same length (no padding)
+_PAD_TOLERANCE = 0.05  # padded positions allowed in a batch, as a fraction of its real tokens
 
 
 @dataclass(frozen=True)
@@ -148,13 +150,29 @@ class Scorer:
         members = sorted(group.rows, key=lambda item: -len(item[1].tokens_in))
         start = 0
         while start < len(members):
-            longest = len(members[start][1].tokens_in) - p
-            size = max(1, min(self.rows_per_batch, self.token_budget // max(1, longest + p)))
+            size = self._batch_size(members, start, p)
             batch = [row for _, row in members[start:start + size]]
             self._score_batch(batch, p, cache, results)
             if advance is not None:
                 advance(sum(len(r.targets) for r in batch))
             start += size
+
+    def _batch_size(self, members: list[tuple[int, Row]], start: int, p: int) -> int:
+        """Rows for the next batch (members are sorted longest first): within the row and token budgets,
+        and stopping before padding would exceed `_PAD_TOLERANCE` of the real tokens."""
+        longest = len(members[start][1].tokens_in) - p
+        limit = max(1, min(self.rows_per_batch, self.token_budget // max(1, longest + p)))
+        real = longest
+        size = 1
+        while size < limit and start + size < len(members):
+            length = len(members[start + size][1].tokens_in) - p
+            if p == 0 and longest >= _EQUAL_LENGTH_FROM and length != longest:
+                break  # long rows without a shared prefix (perplexity windows): no padding mask at all
+            if (size + 1) * longest > (1 + _PAD_TOLERANCE) * (real + length):
+                break
+            real += length
+            size += 1
+        return size
 
     @property
     def _device(self) -> Any:
@@ -176,8 +194,9 @@ class Scorer:
             mask[i, p + pad:] = 1
             pos[i, pad:] = torch.arange(p, p + len(suffix))
         device = self._device
-        kwargs: dict[str, Any] = {"input_ids": ids.to(device), "attention_mask": mask.to(device),
-                                  "position_ids": pos.to(device)}
+        kwargs: dict[str, Any] = {"input_ids": ids.to(device)}
+        if p > 0 or any(len(s) != width for s in suffixes):
+            kwargs.update(attention_mask=mask.to(device), position_ids=pos.to(device))
         if cache is not None:
             kwargs["past_key_values"] = _expand_cache(cache, n)
             kwargs["use_cache"] = True

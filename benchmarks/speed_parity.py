@@ -65,7 +65,7 @@ def _evalkit_run(a: argparse.Namespace, work: Path, tasks: str, model_args: str,
 
 
 def phase_evalkit_mc(a: argparse.Namespace, work: Path, prefix_cache: bool) -> dict[str, Any]:
-    args = f"batch_size={a.batch_size},prefix_cache={'true' if prefix_cache else 'false'}"
+    args = f"batch_size={a.evalkit_batch_size},prefix_cache={'true' if prefix_cache else 'false'}"
     results, samples, wall = _evalkit_run(a, work, f"cmmlu:{a.subjects}", args, "prompt_style=lmeval", a.limit)
     return {"scoring_seconds": results["timing"]["cmmlu"], "wall_seconds": wall,
             "stats": results.get("backend_stats", {}), "acc": results["tasks"]["cmmlu"]["metrics"]["acc"],
@@ -159,7 +159,8 @@ def report(r: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def _print(summary: dict[str, Any], a: argparse.Namespace) -> None:
     s = summary
-    print(f"5-shot CMMLU, subjects {a.subjects}, {s['mc_questions']} questions, SmolLM2-135M fp32, batch {a.batch_size}")
+    print(f"5-shot CMMLU, subjects {a.subjects}, {s['mc_questions']} questions, SmolLM2-135M fp32, "
+          f"lm-eval batch {a.batch_size}, evalkit batch {a.evalkit_batch_size}")
     print(f"  scoring time   lm-eval {s['mc_lmeval_scoring_s']:8.1f} s   evalkit {s['mc_evalkit_scoring_s']:7.1f} s"
           f"   ratio {s['mc_ratio_scoring']:.3f}   (target <= 0.20)")
     print(f"  whole phase    lm-eval {s['mc_lmeval_wall_s']:8.1f} s   evalkit {s['mc_evalkit_wall_s']:7.1f} s"
@@ -185,7 +186,9 @@ def main() -> None:
     p.add_argument("--data-dir", default=os.environ.get("EVALKIT_DATA_DIR", "../shared/data"))
     p.add_argument("--subjects", default="agronomy,anatomy,astronomy,college_medicine")
     p.add_argument("--limit", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="lm-eval's batch size (and evalkit's for perplexity)")
+    p.add_argument("--evalkit-batch-size", default="auto",
+                   help="evalkit's multiple-choice batch size (auto: rows bounded by padding and memory)")
     p.add_argument("--ppl-docs", type=int, default=6)
     p.add_argument("--ppl-max-length", type=int, default=1024)
     p.add_argument("--json", help="also write the figures to this file")

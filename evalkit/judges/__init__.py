@@ -11,8 +11,9 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from evalkit._lazy import lazy_getattr
 
 if TYPE_CHECKING:  # the real imports, for type checkers; at run time names load on first use
     from evalkit.judges._aggregate import (
@@ -182,10 +183,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'evalkit.judges' has no attribute '{name}'")
-    value = getattr(importlib.import_module(target), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("evalkit.judges", _LAZY, globals())

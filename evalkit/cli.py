@@ -10,6 +10,7 @@ import importlib
 import sys
 import traceback
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -96,7 +97,7 @@ def list_models() -> None:
     print("\nExplicit forms: hf:<path-or-hub-id>, vllm:<hub-id>, openai:<model> (+ --base-url)")
 
 
-def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A plain aligned table (rich would cost more import time than these listings take)."""
     import shutil
     import sys

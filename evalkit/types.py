@@ -20,6 +20,7 @@ __all__ = [
     "LoglikelihoodRequest",
     "LoglikelihoodResult",
     "Message",
+    "TokenChoice",
     "TokenLogprobs",
     "Usage",
 ]
@@ -112,3 +113,17 @@ class Completion:
     @property
     def text(self) -> str:
         return self.texts[0]
+
+
+@dataclass(frozen=True)
+class TokenChoice:
+    """One generated token: its text, its log-probability, and the top alternatives at its position.
+
+    `top` holds (token text, logprob) pairs, most likely first; it includes the chosen token when it was
+    among them. Token texts are as the model's tokenizer spells them (a byte-level token that ends inside a
+    character decodes to "").
+    """
+
+    text: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()

@@ -84,7 +84,7 @@ def test_scoring_requests_reach_the_wrapped_backend_in_batches() -> None:
 def test_loglikelihood_through_standard_echo_without_the_evalkit_split(served: tuple[str, FakeBackend]) -> None:
     url, _ = served
     client = _client(url)
-    client._evalkit_server = False  # behave like any OpenAI client: per-token echo, split by text offsets
+    client._owner = ""  # behave like any OpenAI client: per-token echo, split by text offsets
     got = client.loglikelihood(REQS)
     want = FakeBackend().loglikelihood(REQS)  # one token per character: token sums equal the direct score
     assert [g.logprob for g in got] == pytest.approx([w.logprob for w in want], abs=1e-9)

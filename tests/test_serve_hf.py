@@ -48,3 +48,25 @@ def test_standard_echo_tokens_line_up_with_the_text(hf: tuple[Any, str]) -> None
     assert "".join(lp["tokens"]) == prompt and len(lp["tokens"]) > 1
     assert all(prompt.startswith(t, off) for t, off in zip(lp["tokens"], lp["text_offset"]))
     assert lp["token_logprobs"] == list(backend.loglikelihood_rolling([prompt])[0].logprobs)
+
+
+def test_chat_top_logprobs_equal_the_models_own_next_token_scores(hf: tuple[Any, str]) -> None:
+    """The verdict-position alternatives a probability judge reads over HTTP are the transformers model's
+    exact next-token logprobs after the rendered prompt plus the forced prefix."""
+    from evalkit.types import GenConfig, Message
+
+    backend, url = hf
+    client = OpenAIBackend("tiny", base_url=url, policy=RetryPolicy(timeout=60))
+    conv = (Message("user", "Rate the answer 1-10. Answer: Paris."),)
+    [tokens] = client.chat_logprobs([conv], GenConfig(max_tokens=3), 5, ["Rating: [["])
+    assert len(tokens) == 3 and all(len(t.top) == 5 for t in tokens)
+    first = tokens[0]
+    assert first.top[0][1] >= first.top[-1][1] and first.text == first.top[0][0]  # greedy = the likeliest
+    context = backend.render_chat(conv) + "Rating: [["
+    for text, logprob in first.top:
+        if text and len(backend.tokenizer.encode(text, add_special_tokens=False)) == 1:
+            want = backend.loglikelihood([LoglikelihoodRequest(context, text)])[0].logprob
+            assert logprob == pytest.approx(want, abs=1e-4)
+    # generated text round-trips: the tokens spell what plain generation writes after the same prefix
+    plain = backend.complete([context], GenConfig(max_tokens=3))[0].text
+    assert "".join(t.text for t in tokens) == plain

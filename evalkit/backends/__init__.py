@@ -1,6 +1,14 @@
 """Backends: the three-method contract and the registry that builds them from model names."""
 
-from evalkit.backends._protocol import Backend, ChatRendering, ModelIdentity, RawCompletion, TokenizerAccess
+from evalkit.backends._protocol import (
+    Backend,
+    ChatLogprobs,
+    ChatRendering,
+    LogprobCompletion,
+    ModelIdentity,
+    RawCompletion,
+    TokenizerAccess,
+)
 from evalkit.backends._registry import (
     CatalogEntry,
     catalog,
@@ -13,7 +21,9 @@ from evalkit.backends._registry import (
 __all__ = [
     "Backend",
     "CatalogEntry",
+    "ChatLogprobs",
     "ChatRendering",
+    "LogprobCompletion",
     "ModelIdentity",
     "RawCompletion",
     "TokenizerAccess",

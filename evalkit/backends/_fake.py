@@ -13,6 +13,10 @@ Script file (YAML):
     loglikelihood:                # continuation (stripped) -> logprob; others get a hash-derived value
       "A": -0.5
       "B": -2.0
+    next_tokens:                  # generation with logprobs: when the text so far ends with a key, the next
+      "Rating: [[": {"7": -0.4, "8": -1.3, "1": -2.5}   # token is the likeliest of its table (greedy) and
+      "Rating: [[1": {"0": -0.2, "]]": -1.8}            # the table is its top_logprobs; elsewhere the reply
+                                                        # text goes on one character per token
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 import yaml
 
 from evalkit.backends._protocol import ModelIdentity
+from evalkit.backends._stops import cut_choices_at_stop
 from evalkit.errors import ConfigError
 from evalkit.types import (
     Completion,
@@ -35,6 +40,7 @@ from evalkit.types import (
     GenConfig,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    TokenChoice,
     TokenLogprobs,
     Usage,
 )
@@ -58,7 +64,9 @@ class FakeBackend:
     replies: list[tuple[re.Pattern[str], list[str]]] = field(default_factory=list)
     fixed_logprobs: dict[str, float] = field(default_factory=dict)
     max_length: int = 64
-    calls: dict[str, int] = field(default_factory=lambda: {"loglikelihood": 0, "rolling": 0, "generate": 0})
+    next_tokens: dict[str, dict[str, float]] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=lambda: {"loglikelihood": 0, "rolling": 0, "generate": 0,
+                                                           "logprobs": 0})
 
     @property
     def identity(self) -> ModelIdentity:
@@ -115,6 +123,40 @@ class FakeBackend:
 
         return self.generate([(Message("user", p),) for p in prompts], config)
 
+    def complete_logprobs(self, prompts: Sequence[str], config: GenConfig,
+                          top_logprobs: int) -> list[list[tuple[TokenChoice, ...]]]:
+        """Greedy continuation of raw prompts, token by token, with scripted `next_tokens` tables as the
+        distributions where they apply (the script is matched against the whole prompt)."""
+        out = []
+        for prompt in prompts:
+            self.calls["logprobs"] += 1
+            texts = self._reply_texts(prompt)
+            base = config.seed or 0
+            out.append([self._walk(prompt, texts[(base + i) % len(texts)], config, top_logprobs)
+                        for i in range(config.n)])
+        return out
+
+    def _walk(self, prompt: str, reply: str, config: GenConfig, top: int) -> tuple[TokenChoice, ...]:
+        emitted, tokens = "", []
+        for _ in range(config.max_tokens):
+            table = self._table_for(prompt + emitted)
+            if table:
+                ranked = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
+                token, logprob = ranked[0]
+            elif reply.startswith(emitted) and len(emitted) < len(reply):
+                token = reply[len(emitted)]
+                logprob = self._token_logprob(prompt + emitted, token)
+                ranked = [(token, logprob)]
+            else:
+                break
+            tokens.append(TokenChoice(token, logprob, tuple(ranked[:top])))
+            emitted += token
+        return cut_choices_at_stop(tuple(tokens), config.stop)
+
+    def _table_for(self, text: str) -> dict[str, float] | None:
+        keys = [k for k in self.next_tokens if text.endswith(k)]
+        return self.next_tokens[max(keys, key=len)] if keys else None
+
     def render_chat(self, conversation: Conversation, *, add_generation_prompt: bool = True) -> str:
         """A minimal, fixed chat format: `<|role|>\ncontent\n` per message."""
         text = "".join(f"<|{m.role}|>\n{m.content}\n" for m in conversation)
@@ -138,8 +180,9 @@ def from_script(script: dict[str, Any], name: str = "scripted") -> FakeBackend:
     """Build a FakeBackend from a parsed script mapping (see the module docstring)."""
     replies = [(re.compile(str(r["match"])), [str(t) for t in r["texts"]]) for r in script.get("replies", [])]
     fixed = {str(k): float(v) for k, v in (script.get("loglikelihood") or {}).items()}
+    tables = {str(k): {str(t): float(lp) for t, lp in v.items()} for k, v in (script.get("next_tokens") or {}).items()}
     return FakeBackend(name=name, replies=replies, fixed_logprobs=fixed,
-                       max_length=int(script.get("max_length", 64)))
+                       max_length=int(script.get("max_length", 64)), next_tokens=tables)
 
 
 def create(model: str, args: dict[str, str]) -> FakeBackend:

@@ -9,6 +9,7 @@ from typing import Any
 from evalkit.backends._hf_load import LoadedModel, load_model
 from evalkit.backends._hf_scoring import Row, Scorer
 from evalkit.backends._protocol import ModelIdentity
+from evalkit.backends._stops import cut_at_stop, cut_choices_at_stop
 from evalkit.errors import ConfigError
 from evalkit.types import (
     Completion,
@@ -16,6 +17,7 @@ from evalkit.types import (
     GenConfig,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    TokenChoice,
     TokenLogprobs,
     Usage,
 )
@@ -231,27 +233,80 @@ class HFBackend:
     def complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
         return self._generate_text(list(prompts), config, templated=False)
 
+    def complete_logprobs(self, prompts: Sequence[str], config: GenConfig,
+                          top_logprobs: int) -> list[list[tuple[TokenChoice, ...]]]:
+        """Continue raw prompts; every generated token with its logprob and `top_logprobs` alternatives.
+
+        Logprobs are the model's own (log-softmax of the raw logits in float32), before temperature or
+        top-k/top-p reshape the sampling distribution, as vLLM and OpenAI report them.
+        """
+        import torch
+
+        out: list[list[tuple[TokenChoice, ...]]] = []
+        for prompt in prompts:
+            ids, input_ids, gen_kwargs = self._generation_inputs(prompt, config, templated=True)
+            with torch.inference_mode():
+                output = self.model.generate(input_ids, output_logits=True, return_dict_in_generate=True,
+                                             **gen_kwargs)
+            # logits[step] is [n, vocab]; sequences[j] is prompt + generated tokens of sample j
+            steps = [torch.log_softmax(step.float(), dim=-1) for step in output.logits]
+            sequences = []
+            for j, seq in enumerate(output.sequences):
+                new = seq[len(ids):].tolist()[:len(steps)]
+                sequences.append(self._token_choices(new, [step[j] for step in steps], top_logprobs, config))
+            out.append(sequences)
+            if self.progress is not None:
+                self.progress(1)
+        return out
+
+    def _token_choices(self, new: list[int], logprobs: list[Any], top: int,
+                       config: GenConfig) -> tuple[TokenChoice, ...]:
+        import torch
+
+        choices: list[TokenChoice] = []
+        decoded = ""
+        for i, token in enumerate(new):
+            if token == self.tokenizer.eos_token_id:
+                break
+            # the text a token adds is the growth of the decoded prefix (characters split across tokens
+            # land on the token that completes them)
+            text = self.tokenizer.decode(new[:i + 1], skip_special_tokens=True).rstrip("\ufffd")
+            piece, decoded = text[len(decoded):], text
+            alternatives: tuple[tuple[str, float], ...] = ()
+            if top > 0:
+                values, indices = torch.topk(logprobs[i], min(top, logprobs[i].shape[-1]))
+                alternatives = tuple((self.tokenizer.decode([int(k)]), float(v))
+                                     for v, k in zip(values.tolist(), indices.tolist()))
+            choices.append(TokenChoice(piece, float(logprobs[i][token]), alternatives))
+        return cut_choices_at_stop(tuple(choices), config.stop)
+
+    def _generation_inputs(self, prompt: str, config: GenConfig, *, templated: bool) -> tuple[list[int], Any, dict[str, Any]]:
+        import torch
+
+        ids = self.tokenizer.encode(prompt, add_special_tokens=False) if templated else self.encode(prompt)
+        if len(ids) + config.max_tokens > self._max_length:
+            self.truncated += 1
+            ids = ids[-max(1, self._max_length - config.max_tokens):]
+        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": config.max_tokens, "num_return_sequences": config.n,
+            "pad_token_id": self.pad_id, "attention_mask": torch.ones_like(input_ids)}
+        if config.greedy:
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            gen_kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p,
+                              top_k=config.top_k if config.top_k is not None else 0)
+        if config.stop:
+            gen_kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
+        torch.manual_seed(self.seed if config.seed is None else config.seed)
+        return ids, input_ids, gen_kwargs
+
     def _generate_text(self, prompts: list[str], config: GenConfig, *, templated: bool) -> list[Completion]:
         import torch
 
         out: list[Completion] = []
         for prompt in prompts:
-            ids = (self.tokenizer.encode(prompt, add_special_tokens=False) if templated else self.encode(prompt))
-            if len(ids) + config.max_tokens > self._max_length:
-                self.truncated += 1
-                ids = ids[-max(1, self._max_length - config.max_tokens):]
-            input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
-            gen_kwargs: dict[str, Any] = {
-                "max_new_tokens": config.max_tokens, "num_return_sequences": config.n,
-                "pad_token_id": self.pad_id, "attention_mask": torch.ones_like(input_ids)}
-            if config.greedy:
-                gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            else:
-                gen_kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p,
-                                  top_k=config.top_k if config.top_k is not None else 0)
-            if config.stop:
-                gen_kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
-            torch.manual_seed(self.seed if config.seed is None else config.seed)
+            ids, input_ids, gen_kwargs = self._generation_inputs(prompt, config, templated=templated)
             with torch.inference_mode():
                 output = self.model.generate(input_ids, **gen_kwargs)
             texts, reasons, completion_tokens = [], [], 0
@@ -261,21 +316,13 @@ class HFBackend:
                     new.pop()
                 completion_tokens += len(new)
                 text = self.tokenizer.decode(new, skip_special_tokens=True)
-                text, stopped = _cut_at_stop(text, config.stop)
+                text, stopped = cut_at_stop(text, config.stop)
                 texts.append(text)
                 reasons.append("stop" if stopped or len(new) < config.max_tokens else "length")
             out.append(Completion(tuple(texts), Usage(len(ids), completion_tokens), tuple(reasons)))
             if self.progress is not None:
                 self.progress(1)
         return out
-
-
-def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
-    cut = len(text)
-    for stop in stops:
-        if stop and stop in text:
-            cut = min(cut, text.index(stop))
-    return text[:cut], cut < len(text)
 
 
 def _auto_token_budget(model: Any) -> int:

@@ -3,12 +3,15 @@
 
 `generate` uses /chat/completions; `loglikelihood` and `loglikelihood_rolling` use /completions with
 `echo` + `logprobs` where the server offers them (`logprobs=auto|true|false` in --model-args); `complete`
-continues raw text through /completions. `stats()` returns the request, retry, token and cost counters.
+continues raw text through /completions. `chat_logprobs` asks /chat/completions for per-token `top_logprobs`
+(probability-mode judges), with a forced start of the reply where the server can continue one (`prefill`).
+`stats()` returns the request, retry, token and cost counters.
 
 --model-args: base_url, api_key_env (default OPENAI_API_KEY), concurrency (8), timeout (120 s),
 max_retries (6), backoff_base (0.5 s), backoff_max (30 s), logprobs (auto), price_in / price_out (USD per
 1M tokens), revision (a model version to pin in results and cache keys), score_batch (16: prompts per
-scoring request to `evalkit serve`).
+scoring request to `evalkit serve`), prefill (auto: on for `evalkit serve` and vLLM servers, which continue a
+final assistant message with `continue_final_message`; true/false to say so for other servers).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -24,9 +28,12 @@ from urllib.parse import urlsplit, urlunsplit
 from evalkit.backends._openai_http import ApiClient, ApiStats, HttpStatusError, RetryPolicy
 from evalkit.backends._openai_parse import (
     NoPromptLogprobs,
+    NoTokenLogprobs,
     chat_body,
+    chat_logprobs_body,
     completion_body,
     continuation_result,
+    parse_chat_logprobs,
     parse_completion,
     prompt_token_logprobs,
     score_body,
@@ -39,6 +46,7 @@ from evalkit.types import (
     GenConfig,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    TokenChoice,
     TokenLogprobs,
 )
 
@@ -85,16 +93,19 @@ class OpenAIBackend:
     def __init__(self, model: str, *, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None,
                  concurrency: int = 8, policy: RetryPolicy | None = None, logprobs: str = "auto",
                  price_in: float | None = None, price_out: float | None = None, revision: str = "",
-                 score_batch: int = 16) -> None:
+                 score_batch: int = 16, prefill: str = "auto") -> None:
         if logprobs not in ("auto", "true", "false"):
             raise ConfigError(f"logprobs={logprobs}: use logprobs=auto, logprobs=true or logprobs=false")
+        if prefill not in ("auto", "true", "false"):
+            raise ConfigError(f"prefill={prefill}: use prefill=auto, prefill=true or prefill=false")
+        self._prefill: bool | None = {"auto": None, "true": True, "false": False}[prefill]
         self.model = model
         self.base_url = normalize_base_url(base_url)
         self._client = ApiClient(self.base_url, api_key, concurrency=concurrency, policy=policy,
                                  price_in=price_in, price_out=price_out)
         self._logprobs_mode = logprobs
         self._logprobs_ok: bool | None = {"auto": None, "true": True, "false": False}[logprobs]
-        self._evalkit_server: bool | None = None
+        self._owner: str | None = None
         self._probe_lock = threading.Lock()
         self._revision = revision
         self._score_batch = max(1, score_batch)
@@ -129,6 +140,36 @@ class OpenAIBackend:
         bodies = [completion_body(self.model, p, config) for p in prompts]
         return self._client.run_all("POST", "/completions", bodies,
                                     lambda data: parse_completion(data, config.n, chat=False))
+
+    @property
+    def supports_prefill(self) -> bool:
+        """Whether the server continues a final assistant message (`evalkit serve`, vLLM; or prefill=true)."""
+        if self._prefill is None:
+            self._prefill = self._server_owner() in ("evalkit", "vllm")
+        return self._prefill
+
+    def chat_logprobs(self, conversations: Sequence[Conversation], config: GenConfig, top_logprobs: int,
+                      prefills: Sequence[str | None] | None = None) -> list[tuple[TokenChoice, ...]]:
+        """One chat completion per conversation with each generated token's logprob and `top_logprobs`
+        alternatives; `prefills[i]` (if given) is the forced start of reply i (needs `supports_prefill`)."""
+        starts = list(prefills) if prefills is not None else [None] * len(conversations)
+        if any(p is not None for p in starts) and not self.supports_prefill:
+            raise UnsupportedRequest(f"openai:{self.model} at {self.base_url} cannot continue a forced start of "
+                                     "the reply; read the verdict from the generated tokens instead, or set "
+                                     "prefill=true if the server takes continue_final_message")
+        bodies = [chat_logprobs_body(self.model, conv, replace(config, n=1), top_logprobs, start)
+                  for conv, start in zip(conversations, starts)]
+        try:
+            return self._client.run_all("POST", "/chat/completions", bodies, parse_chat_logprobs)
+        except NoTokenLogprobs as exc:
+            raise UnsupportedRequest(f"openai:{self.model} at {self.base_url} returns no token logprobs ({exc}); "
+                                     "judge in the generative mode (--judge-mode generate) instead") from None
+        except HttpStatusError as exc:
+            if exc.status in _UNSUPPORTED_STATUS:
+                raise UnsupportedRequest(f"openai:{self.model} at {self.base_url} refused logprobs/top_logprobs "
+                                         f"({exc}); judge in the generative mode (--judge-mode generate) "
+                                         "instead") from None
+            raise
 
     # --- scoring -----------------------------------------------------------------------------------
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
@@ -210,16 +251,20 @@ class OpenAIBackend:
 
     def _is_evalkit_server(self) -> bool:
         """Whether the server is `evalkit serve` (it then takes exact context/continuation splits)."""
+        return self._server_owner() == "evalkit"
+
+    def _server_owner(self) -> str:
+        """`owned_by` of this model in the server's /v1/models ("" when unknown or unreachable)."""
         with self._probe_lock:
-            if self._evalkit_server is None:
-                def owned(data: Any) -> bool:
-                    return any(isinstance(m, dict) and m.get("id") == self.model and m.get("owned_by") == "evalkit"
-                               for m in data.get("data", []))
+            if self._owner is None:
+                def owner(data: Any) -> str:
+                    return next((str(m.get("owned_by") or "") for m in data.get("data", [])
+                                 if isinstance(m, dict) and m.get("id") == self.model), "")
                 try:
-                    self._evalkit_server = self._client.run_all("GET", "/models", [None], owned)[0]
+                    self._owner = self._client.run_all("GET", "/models", [None], owner)[0]
                 except Exception:  # noqa: BLE001 - any failure means "a plain OpenAI-compatible server"
-                    self._evalkit_server = False
-            return self._evalkit_server
+                    self._owner = ""
+            return self._owner
 
 
 def _float(args: dict[str, str], key: str) -> float | None:
@@ -234,7 +279,7 @@ def _float(args: dict[str, str], key: str) -> float | None:
 def create(model: str, args: dict[str, str]) -> OpenAIBackend:
     """Factory for `openai:<model>`; the CLI passes --base-url as `base_url`, --concurrency as `concurrency`."""
     known = {"base_url", "api_key_env", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_max",
-             "max_retry_after", "logprobs", "price_in", "price_out", "revision", "score_batch"}
+             "max_retry_after", "logprobs", "price_in", "price_out", "revision", "score_batch", "prefill"}
     if "api_key" in args:
         raise ConfigError("never pass the API key in --model-args; put it in an environment variable and name "
                           "it with api_key_env=VAR (default OPENAI_API_KEY)")
@@ -255,4 +300,5 @@ def create(model: str, args: dict[str, str]) -> OpenAIBackend:
                          concurrency=int(_float(args, "concurrency") or 8), policy=policy,
                          logprobs=args.get("logprobs", "auto").lower(), price_in=_float(args, "price_in"),
                          price_out=_float(args, "price_out"), revision=args.get("revision", ""),
-                         score_batch=int(_float(args, "score_batch") or 16))
+                         score_batch=int(_float(args, "score_batch") or 16),
+                         prefill=args.get("prefill", "auto").lower())

@@ -15,13 +15,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from evalkit.types import Completion, Conversation, GenConfig, LoglikelihoodResult, TokenLogprobs, Usage
+from evalkit.types import (
+    Completion,
+    Conversation,
+    GenConfig,
+    LoglikelihoodResult,
+    TokenChoice,
+    TokenLogprobs,
+    Usage,
+)
 
 __all__ = [
     "NoPromptLogprobs",
+    "NoTokenLogprobs",
     "chat_body",
+    "chat_logprobs_body",
     "completion_body",
     "continuation_result",
+    "parse_chat_logprobs",
     "parse_completion",
     "prompt_token_logprobs",
     "score_body",
@@ -30,6 +41,10 @@ __all__ = [
 
 class NoPromptLogprobs(Exception):
     """The server answered without echoed prompt log-probabilities."""
+
+
+class NoTokenLogprobs(Exception):
+    """The server answered a chat request that asked for logprobs without them."""
 
 
 def _sampling(config: GenConfig) -> dict[str, Any]:
@@ -49,6 +64,45 @@ def chat_body(model: str, conversation: Conversation, config: GenConfig) -> dict
     """The /chat/completions request for one conversation."""
     messages = [{"role": m.role, "content": m.content} for m in conversation]
     return {"model": model, "messages": messages, **_sampling(config)}
+
+
+def chat_logprobs_body(model: str, conversation: Conversation, config: GenConfig, top_logprobs: int,
+                       prefill: str | None = None) -> dict[str, Any]:
+    """A /chat/completions request with per-token logprobs; `prefill` starts the assistant's reply
+    (vLLM's `continue_final_message`, which `evalkit serve` also speaks).
+
+    Examples:
+        >>> from evalkit.types import Message
+        >>> body = chat_logprobs_body("m", (Message("user", "Rate it."),), GenConfig(max_tokens=1), 5, "[[")
+        >>> body["messages"][-1], body["continue_final_message"], body["add_generation_prompt"], body["top_logprobs"]
+        ({'role': 'assistant', 'content': '[['}, True, False, 5)
+    """
+    body = chat_body(model, conversation, config)
+    body.update(logprobs=True, top_logprobs=top_logprobs)
+    if prefill is not None:
+        body["messages"].append({"role": "assistant", "content": prefill})
+        body.update(continue_final_message=True, add_generation_prompt=False)
+    return body
+
+
+def parse_chat_logprobs(data: Any) -> tuple[TokenChoice, ...]:
+    """The generated tokens of the first choice, with their logprobs and top alternatives.
+
+    Examples:
+        >>> reply = {"choices": [{"index": 0, "message": {"content": "7]]"}, "logprobs": {"content": [
+        ...     {"token": "7", "logprob": -0.2, "top_logprobs": [{"token": "7", "logprob": -0.2},
+        ...                                                      {"token": "8", "logprob": -1.9}]},
+        ...     {"token": "]]", "logprob": -0.01, "top_logprobs": []}]}}]}
+        >>> [(t.text, t.top) for t in parse_chat_logprobs(reply)]
+        [('7', (('7', -0.2), ('8', -1.9))), (']]', ())]
+    """
+    choice = min(data["choices"], key=lambda c: int(c.get("index", 0)))
+    content = (choice.get("logprobs") or {}).get("content")
+    if content is None:
+        raise NoTokenLogprobs("the reply's choices[0].logprobs.content is missing")
+    return tuple(TokenChoice(str(t["token"]), float(t["logprob"]),
+                             tuple((str(a["token"]), float(a["logprob"])) for a in (t.get("top_logprobs") or ())))
+                 for t in content)
 
 
 def completion_body(model: str, prompt: str, config: GenConfig) -> dict[str, Any]:

@@ -12,10 +12,12 @@ from evalkit.types import (
     GenConfig,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    TokenChoice,
     TokenLogprobs,
 )
 
-__all__ = ["Backend", "ChatRendering", "ModelIdentity", "RawCompletion", "TokenizerAccess"]
+__all__ = ["Backend", "ChatLogprobs", "ChatRendering", "LogprobCompletion", "ModelIdentity", "RawCompletion",
+           "TokenizerAccess"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,28 @@ class ChatRendering(Protocol):
     verdict probabilities append a forced prefix to it and score options with `loglikelihood`)."""
 
     def render_chat(self, conversation: Conversation, *, add_generation_prompt: bool = True) -> str: ...
+
+
+@runtime_checkable
+class LogprobCompletion(Protocol):
+    """Optional capability: continue raw prompt text and report each generated token's logprob and top
+    alternatives (what `evalkit serve` answers `logprobs`/`top_logprobs` with)."""
+
+    def complete_logprobs(self, prompts: Sequence[str], config: GenConfig,
+                          top_logprobs: int) -> list[list[tuple[TokenChoice, ...]]]:
+        """Per prompt, `config.n` sequences of generated tokens (after stop strings are cut)."""
+        ...
+
+
+@runtime_checkable
+class ChatLogprobs(Protocol):
+    """Optional capability of API backends: chat completions with per-token `top_logprobs`, optionally
+    continuing a forced start of the assistant's reply (`prefill`, where the server supports it)."""
+
+    @property
+    def supports_prefill(self) -> bool: ...
+
+    def chat_logprobs(self, conversations: Sequence[Conversation], config: GenConfig, top_logprobs: int,
+                      prefills: Sequence[str | None] | None = None) -> list[tuple[TokenChoice, ...]]:
+        """The generated tokens of one chat completion per conversation (n=1)."""
+        ...

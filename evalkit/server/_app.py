@@ -1,6 +1,10 @@
 """An OpenAI-compatible HTTP server over any evalkit backend (FastAPI): /v1/models, /v1/chat/completions,
 /v1/completions (text continuation, and echo + logprobs for scoring).
 
+Chat completions also take `logprobs` / `top_logprobs` (each generated token's logprob and alternatives,
+OpenAI's format) and vLLM's `continue_final_message` + `add_generation_prompt: false` (continue a forced
+start of the assistant's reply), which is what probability-mode judges use over HTTP.
+
 Backend calls run one at a time (a lock), in FastAPI's worker threads, so a backend need not be thread-safe.
 """
 
@@ -16,11 +20,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from evalkit.backends._protocol import Backend, RawCompletion
+from evalkit.backends._protocol import (
+    Backend,
+    ChatRendering,
+    LogprobCompletion,
+    RawCompletion,
+    TokenizerAccess,
+)
 from evalkit.errors import BackendError, EvalkitError, UnsupportedRequest
 from evalkit.server._faults import FaultSchedule, install_faults
 from evalkit.server._scoring import score_rolling, score_splits
-from evalkit.types import Completion, GenConfig, Message
+from evalkit.types import Completion, Conversation, GenConfig, Message, TokenChoice
 
 __all__ = ["ApiError", "create_app"]
 
@@ -62,6 +72,10 @@ class ChatRequest(_Body):
 
     messages: list[ChatMessageIn]
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    continue_final_message: bool = False  # vLLM's extension: continue the last (assistant) message
+    add_generation_prompt: bool = True
 
 
 class CompletionRequest(_Body):
@@ -116,13 +130,59 @@ class _Service:
         self.check_model(req.model)
         config = _config(req, req.max_completion_tokens or req.max_tokens)
         conversation = tuple(_message(m) for m in req.messages)
+        prompt = self._raw_chat_prompt(req, conversation)
+        if req.logprobs:
+            return self._chat_with_logprobs(req, config, prompt if prompt is not None else
+                                            self._render(conversation, add_generation_prompt=True))
         with self.lock:
-            done = self.backend.generate([conversation], config)[0]
+            if prompt is None:
+                done = self.backend.generate([conversation], config)[0]
+            elif isinstance(self.backend, RawCompletion):
+                done = self.backend.complete([prompt], config)[0]
+            else:
+                raise ApiError(400, "this backend cannot continue raw text, so continue_final_message and "
+                                    "add_generation_prompt=false are not available; send a plain chat request")
         choices = [{"index": i, "message": {"role": "assistant", "content": text},
                     "finish_reason": _finish(done, i), "logprobs": None} for i, text in enumerate(done.texts)]
+        return self._chat_reply(choices, done.usage.prompt_tokens, done.usage.completion_tokens)
+
+    def _chat_reply(self, choices: list[dict[str, Any]], prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": self.model_name, "choices": choices,
-                "usage": _usage(done.usage.prompt_tokens, done.usage.completion_tokens)}
+                "model": self.model_name, "choices": choices, "usage": _usage(prompt_tokens, completion_tokens)}
+
+    def _render(self, conversation: Conversation, *, add_generation_prompt: bool) -> str:
+        if not isinstance(self.backend, ChatRendering):
+            raise ApiError(400, "this backend has no chat template to render, so logprobs, "
+                                "continue_final_message and add_generation_prompt=false are not available")
+        return self.backend.render_chat(conversation, add_generation_prompt=add_generation_prompt)
+
+    def _raw_chat_prompt(self, req: ChatRequest, conversation: Conversation) -> str | None:
+        """The rendered prompt when the request shapes it (vLLM's semantics), else None (plain chat)."""
+        if req.continue_final_message:
+            if req.add_generation_prompt:
+                raise ApiError(400, "continue_final_message=true needs add_generation_prompt=false "
+                                    "(a reply cannot both continue and start a new assistant turn)")
+            if not conversation or conversation[-1].role != "assistant":
+                raise ApiError(400, "continue_final_message=true needs the last message to be the assistant's "
+                                    "start of the reply")
+            return self._render(conversation[:-1], add_generation_prompt=True) + conversation[-1].content
+        if not req.add_generation_prompt:
+            return self._render(conversation, add_generation_prompt=False)
+        return None
+
+    def _chat_with_logprobs(self, req: ChatRequest, config: GenConfig, prompt: str) -> dict[str, Any]:
+        if not isinstance(self.backend, LogprobCompletion):
+            raise ApiError(400, "this backend cannot report logprobs of generated tokens; send logprobs=false")
+        top = req.top_logprobs or 0
+        with self.lock:
+            sequences = self.backend.complete_logprobs([prompt], config, top)[0]
+            prompt_tokens = (len(self.backend.encode(prompt)) if isinstance(self.backend, TokenizerAccess)
+                             else len(prompt))
+        choices = [{"index": i, "message": {"role": "assistant", "content": "".join(t.text for t in tokens)},
+                    "finish_reason": "length" if len(tokens) >= config.max_tokens else "stop",
+                    "logprobs": {"content": [_token_json(t, top) for t in tokens]}}
+                   for i, tokens in enumerate(sequences)]
+        return self._chat_reply(choices, prompt_tokens, sum(len(t) for t in sequences))
 
     def complete(self, req: CompletionRequest) -> dict[str, Any]:
         self.check_model(req.model)
@@ -174,6 +234,13 @@ class _Service:
             raise ApiError(400, "this backend cannot continue raw text; use /v1/chat/completions, or "
                                 "max_tokens=0 with echo+logprobs to score")
         return self.backend.complete(prompts, config)
+
+
+def _token_json(token: TokenChoice, top: int) -> dict[str, Any]:
+    """One entry of OpenAI's `choices[i].logprobs.content`."""
+    return {"token": token.text, "logprob": token.logprob, "bytes": list(token.text.encode("utf-8")),
+            "top_logprobs": [{"token": text, "logprob": lp, "bytes": list(text.encode("utf-8"))}
+                             for text, lp in token.top[:top]]}
 
 
 def _finish(done: Completion, i: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,10 @@ def judge_url() -> Iterator[str]:
     from evalkit.server import create_app, serve_in_thread
 
     backend = from_script({"replies": [{"match": "MODEL-X", "texts": ["Detailed. Rating: [[8]]"]},
-                                       {"match": ".*", "texts": ["Weak. Rating: [[3]]"]}]}, name="judge")
+                                       {"match": ".*", "texts": ["Weak. Rating: [[3]]"]}],
+                           # top_logprobs where a prefilled verdict starts (probability mode)
+                           "next_tokens": {"<|assistant|>\nRating: [[": {"8": math.log(0.7), "3": math.log(0.2)}}},
+                          name="judge")
     with serve_in_thread(create_app(backend, "served-judge")) as url:
         yield url
 
@@ -51,11 +55,18 @@ def test_generative_judge_through_evalkit_serve(judge_url: str, tmp_path: Path,
     assert results["judge"]["cost"]["calls"] == 2 and results["judge"]["cost"]["completion_tokens"] > 0
 
 
-def test_probability_mode_over_chat_api_names_the_generative_mode(judge_url: str, tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_probability_mode_through_evalkit_serve(judge_url: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     answers, data = _setup(tmp_path)
     code = main(["judge", "--answers", str(answers), "--judge", "mt-bench-single-prob", "--judge-model",
                  "openai:served-judge", "--judge-args", f"base_url={judge_url}", "--data-dir", str(data),
                  "--turns", "1", "-o", str(tmp_path / "runs"), "--no-cache"])
-    assert code == 2
-    assert "generative mode" in capsys.readouterr().err
+    assert code == 0
+    run = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    results = json.loads((run / "results.json").read_text())
+    expected = (8 * 0.7 + 3 * 0.2) / 0.9  # renormalised over the two visible verdicts
+    assert results["scores"]["x"]["mean"] == pytest.approx(expected, abs=1e-4)  # results.json rounds to 4
+    samples = [json.loads(line) for line in (run / "samples" / "mt_bench.jsonl").read_text().splitlines()]
+    [part] = samples[1]["votes"][0]["parts"]
+    assert samples[1]["score"] == pytest.approx(expected) and part["rule"] == "probability"
+    assert part["visible_mass"] == pytest.approx(0.9) and part["distribution"]["8"] == pytest.approx(0.7 / 0.9, abs=1e-6)

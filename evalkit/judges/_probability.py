@@ -15,6 +15,14 @@ A judgment whose valid mass is below `probability.low_confidence` is flagged low
 
 Without a rationale the distribution is deterministic, so one vote is made whatever `votes` says; with a
 rationale (sampled when votes > 1) each vote has its own rationale.
+
+API judges (`openai:` backends, `evalkit serve` included) cannot score arbitrary continuations of a rendered
+prompt; they answer chat requests with per-token `top_logprobs`. Where the server continues a forced start
+of the reply (`evalkit serve`, vLLM: `prefill`), the verdict prefix is forced and the alternatives at the next
+position are read, ambiguous ones ("1" of "10") expanded with one more request each. Elsewhere (OpenAI
+itself) the judge writes its reply freely and the alternatives right after the first "[[" it writes are read.
+Options and masses then follow `evalkit.judges._verdict_tokens`; `visible_mass` records how much of the
+distribution the returned alternatives covered.
 """
 
 from __future__ import annotations
@@ -22,14 +30,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from evalkit.backends._protocol import Backend, ChatRendering
+from evalkit.backends._protocol import Backend, ChatLogprobs, ChatRendering
 from evalkit.errors import BackendError, UnsupportedRequest
 from evalkit.judges._judge import build_conversation, merge_orders, orders_of
 from evalkit.judges._records import Attempt, JudgeItem, JudgeStats, Vote, verdict_of
 from evalkit.judges._spec import JudgeDefinition
-from evalkit.types import GenConfig, LoglikelihoodRequest
+from evalkit.judges._verdict_tokens import VerdictMasses, option_masses
+from evalkit.types import Conversation, GenConfig, LoglikelihoodRequest, TokenChoice
 
 __all__ = ["ProbabilityJudge", "verdict_distribution"]
 
@@ -62,16 +71,23 @@ class ProbabilityJudge:
 
     def __init__(self, definition: JudgeDefinition, backend: Backend, *, name: str | None = None,
                  votes: int = 1, seed: int = 0, data_dir: Any = None, vote_temperature: float = 0.7) -> None:
-        if not isinstance(backend, ChatRendering):
+        if isinstance(backend, ChatRendering):
+            self.route = "loglikelihood"
+        elif isinstance(backend, ChatLogprobs):
+            self.route = "top_logprobs"
+        else:
             raise UnsupportedRequest(
                 f"judge '{definition.name}' in probability mode needs a backend that renders chat prompts and "
-                f"scores loglikelihoods; {backend.identity.backend}:{backend.identity.model} cannot — use the "
-                "generative mode (--judge-mode generate, or mode: generate in the judge YAML)")
+                f"scores loglikelihoods, or an API that returns top_logprobs; {backend.identity.backend}:"
+                f"{backend.identity.model} can do neither — use the generative mode (--judge-mode generate, "
+                "or mode: generate in the judge YAML)")
         self.definition = definition
         self.backend = backend
         self.name = name or backend.identity.model
         self.settings = definition.probability
-        self.votes = max(1, votes) if self.settings.rationale_tokens > 0 else 1
+        sampled = self.settings.rationale_tokens > 0 or (self.route == "top_logprobs"
+                                                         and not self._prefilled())
+        self.votes = max(1, votes) if sampled else 1
         self.seed = seed
         self.data_dir = data_dir
         self.vote_temperature = vote_temperature
@@ -128,41 +144,109 @@ class ProbabilityJudge:
             out.append([r.logprob for r in results])
         return out
 
-    def _attempt(self, item: JudgeItem, order: str, logprobs: list[float], rationale: str) -> Attempt:
+    def _attempt(self, item: JudgeItem, order: str, logprobs: list[float], rationale: str,
+                 visible: float | None = None) -> Attempt:
         opts = self.options(item)
+        if max(logprobs) == -math.inf:
+            return Attempt(order, None, rationale, None, error=f"no valid verdict among the {self.settings.top_logprobs} "
+                           f"likeliest tokens (visible mass {visible or 0:.3f})", visible_mass=visible)
         probs, mass = verdict_distribution(logprobs)
         dist = {text: round(p, 6) for (text, _), p in zip(opts, probs)}
         low = mass < self.settings.low_confidence
         if not item.pairwise:
             score = sum(p * float(v) for (_, v), p in zip(opts, probs))
             return Attempt(order, score, rationale, "probability", distribution=dist, valid_mass=mass,
-                           low_confidence=low)
+                           low_confidence=low, visible_mass=visible)
         pref = probs[0] + 0.5 * probs[2]
         if order == "BA":
             pref = 1.0 - pref
         return Attempt(order, verdict_of(pref), rationale, "probability", preference=pref, distribution=dist,
-                       valid_mass=mass, low_confidence=low)
+                       valid_mass=mass, low_confidence=low, visible_mass=visible)
+
+    def _from_masses(self, item: JudgeItem, order: str, found: VerdictMasses, rationale: str) -> Attempt:
+        logprobs = [math.log(found.masses[text]) if found.masses[text] > 0 else -math.inf
+                    for text, _ in self.options(item)]
+        return self._attempt(item, order, logprobs, rationale, visible=found.visible)
+
+    # --- API judges: top_logprobs -------------------------------------------------------------------------
+    def _prefilled(self) -> bool:
+        return bool(getattr(self.backend, "supports_prefill", False))
+
+    def _api_attempts(self, items: Sequence[JudgeItem], keys: list[tuple[int, str]], convs: list[Conversation],
+                      sample: int) -> list[Attempt]:
+        backend: Any = self.backend
+        top = self.settings.top_logprobs
+        texts = {i: [text for text, _ in self.options(items[i])] for i, _ in keys}
+        if self._prefilled():
+            rationales = self._rationales(convs, sample)
+            starts = [why + self.prefix(items[i]) for why, (i, _) in zip(rationales, keys)]
+            one = GenConfig(temperature=0.0, max_tokens=1)
+            firsts = backend.chat_logprobs(convs, one, top, starts)
+            self.stats.calls += len(keys)
+            out = []
+            for (i, order), conv, start, first, why in zip(keys, convs, starts, firsts, rationales):
+                def expand(emitted: str, conv: Conversation = conv, start: str = start) -> list[tuple[str, float]] | None:
+                    self.stats.calls += 1
+                    got = backend.chat_logprobs([conv], one, top, [start + emitted])[0]
+                    return list(got[0].top) if got else None
+                found = option_masses(texts[i], self.settings.suffix, first[0].top if first else (), expand)
+                out.append(self._from_masses(items[i], order, found, why))
+            return out
+        temperature = self.definition.temperature
+        if self.votes > 1 and temperature <= 0:
+            temperature = self.vote_temperature
+        config = GenConfig(temperature=temperature, max_tokens=self.definition.max_tokens, seed=self.seed + sample)
+        replies = backend.chat_logprobs(convs, config, top)
+        self.stats.calls += len(keys)
+        return [self._read_reply(items[i], order, tokens, texts[i]) for (i, order), tokens in zip(keys, replies)]
+
+    def _read_reply(self, item: JudgeItem, order: str, tokens: Sequence[TokenChoice], texts: list[str]) -> Attempt:
+        """Alternatives right after the first verdict opener ("[[") the judge wrote itself."""
+        opener, written = self.prefix_stop(), ""
+        for j, token in enumerate(tokens):
+            if written.endswith(opener):
+                def expand(emitted: str, j: int = j) -> list[tuple[str, float]] | None:
+                    spelled = ""
+                    for k in range(j, len(tokens)):  # only along the path the judge actually took
+                        spelled += tokens[k].text
+                        if spelled == emitted:
+                            return list(tokens[k + 1].top) if k + 1 < len(tokens) else None
+                        if not emitted.startswith(spelled):
+                            return None
+                    return None
+                found = option_masses(texts, self.settings.suffix, token.top, expand)
+                return self._from_masses(item, order, found, written)
+            written += token.text
+        return Attempt(order, None, written, None, error=f"the judge wrote no '{opener}' verdict opener, so there "
+                       "is no verdict position to read; raise max_tokens or use a server with prefill")
 
     def judge(self, items: Sequence[JudgeItem]) -> list[list[Vote]]:
         """Votes per item from the verdict distributions (pairwise: both orders, preferences averaged)."""
         start = time.perf_counter()
         keys = [(i, order) for i, item in enumerate(items) for order in orders_of(item)]
         convs = [build_conversation(self.definition, items[i], order, self.data_dir) for i, order in keys]
-        try:
-            rendered = [self.backend.render_chat(conv) for conv in convs]  # type: ignore[attr-defined]
-        except NotImplementedError as exc:
-            raise BackendError(f"{self.name}: cannot render chat prompts ({exc}); use the generative mode") from None
+        rendered: list[str] = []
+        if self.route == "loglikelihood":
+            try:
+                rendered = [cast(ChatRendering, self.backend).render_chat(conv) for conv in convs]
+            except NotImplementedError as exc:
+                raise BackendError(f"{self.name}: cannot render chat prompts ({exc}); use the generative "
+                                   "mode") from None
         out: list[list[Vote]] = [[] for _ in items]
         for sample in range(self.votes):
-            rationales = self._rationales(convs, sample)
-            contexts = [r + why + self.prefix(items[i]) for r, why, (i, _) in zip(rendered, rationales, keys)]
-            scores = self._score(contexts, [self.options(items[i]) for i, _ in keys])
-            attempts = {key: self._attempt(items[key[0]], key[1], lps, why)
-                        for key, lps, why in zip(keys, scores, rationales)}
-            self.stats.calls += len(keys)
+            if self.route == "top_logprobs":
+                attempts = dict(zip(keys, self._api_attempts(items, keys, convs, sample)))
+            else:
+                rationales = self._rationales(convs, sample)
+                contexts = [r + why + self.prefix(items[i]) for r, why, (i, _) in zip(rendered, rationales, keys)]
+                scores = self._score(contexts, [self.options(items[i]) for i, _ in keys])
+                attempts = {key: self._attempt(items[key[0]], key[1], lps, why)
+                            for key, lps, why in zip(keys, scores, rationales)}
+                self.stats.calls += len(keys)
+            valid = sum(1 for a in attempts.values() if a.value is not None)
             self.stats.judgments += len(keys)
-            self.stats.first_try_parsed += len(keys)
-            self.stats.rules["probability"] = self.stats.rules.get("probability", 0) + len(keys)
+            self.stats.first_try_parsed += valid
+            self.stats.rules["probability"] = self.stats.rules.get("probability", 0) + valid
             for i, item in enumerate(items):
                 parts = [attempts[(i, order)] for order in orders_of(item)]
                 out[i].append(merge_orders(self.name, sample, item, parts))

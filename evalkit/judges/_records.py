@@ -57,6 +57,7 @@ class Attempt:
     valid_mass: float | None = None
     low_confidence: bool = False
     earlier: tuple[str, ...] = ()  # raw outputs of the failed tries before this one
+    visible_mass: float | None = None  # API judges: the mass of the returned top_logprobs at the verdict
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"order": self.order, "value": self.value, "rule": self.rule, "tries": self.tries,
@@ -68,6 +69,8 @@ class Attempt:
         if self.distribution is not None:
             out.update(distribution=self.distribution, valid_mass=self.valid_mass,
                        low_confidence=self.low_confidence, preference=self.preference)
+        if self.visible_mass is not None:
+            out["visible_mass"] = self.visible_mass
         return out
 
 

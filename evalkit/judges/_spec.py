@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalkit.errors import ConfigError, DataError, TaskSpecError
 
@@ -73,6 +73,7 @@ class ProbabilitySettings(_Frozen):
     rationale_tokens: int = 0
     rationale_joiner: str = "\n"
     low_confidence: float = 0.5
+    top_logprobs: int = Field(default=20, ge=1, le=20)  # API judges: alternatives asked for per position
 
 
 class JudgeDefinition(_Frozen):

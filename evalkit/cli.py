@@ -55,7 +55,7 @@ def run(
     judge_model: Annotated[list[str] | None, typer.Option(help="Judge model spec (repeat for a panel)")] = None,
     judge_args: Annotated[str | None, typer.Option(help="Judge backend options key=value,...")] = None,
     judge_votes: Annotated[int, typer.Option(help="Samples per judge")] = 1,
-    judge_mode: Annotated[str | None, typer.Option(help="generate or probability (overrides the judge YAML)")] = None,
+    judge_mode: Annotated[str | None, typer.Option(help="generate, probability, or generate,probability (both: compared in the reliability report); overrides the judge YAML")] = None,
     reducer: Annotated[str, typer.Option(help="Vote reducer: mean, median or majority")] = "mean",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Judged tasks: print how many judge calls would be made")] = False,
     seed: Annotated[int, typer.Option(help="Seed for sampling and shuffles")] = 0,

@@ -133,3 +133,33 @@ def test_judge_calls_are_cached_and_votes_stay_distinct(setup: tuple[Path, Path]
         assert run is not None
         rows = [json.loads(line) for line in (run / "samples" / "mt_bench.jsonl").read_text().splitlines()]
         assert all(sorted(v["value"] for v in r["votes"]) == [4.0, 6.0, 9.0] for r in rows)
+
+
+def test_both_modes_vote_in_one_panel_and_are_compared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """--judge-mode generate,probability: the same judge model votes twice per item, once per mode, and the
+    reliability report carries the agreement between the modes (κ on the discretised scores)."""
+    monkeypatch.delenv("EVALKIT_DATA_DIR", raising=False)
+    script = tmp_path / "both.yaml"
+    script.write_text("replies:\n"
+                      "  - match: 'MODEL-X'\n    texts: ['Good. Rating: [[7]]']\n"
+                      "  - match: '.*'\n    texts: ['Poor. Rating: [[2]]']\n"
+                      "loglikelihood: {'7]]': -0.1, '2]]': -3.0}\n")  # probability mode: ~7 for everyone
+    code = main(["judge", "--answers", str(_answers(tmp_path / "answers")), "--judge", "mt-bench-single",
+                 "--judge-model", f"fake:{script}", "--judge-mode", "generate,probability", "--turns", "1",
+                 "--data-dir", str(_demo_data(tmp_path)), "-o", str(tmp_path / "runs"), "--no-cache"])
+    assert code == 0
+    run = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    results = json.loads((run / "results.json").read_text())
+    rel = results["reliability"]
+    modes = rel["between_modes"][f"fake:{script}"]
+    # generate: x→7, y→2, z→2; probability rounds to 7 for all (other options at the fake's hash floor)
+    samples = [json.loads(line) for line in next((run / "samples").glob("*.jsonl")).read_text().splitlines()]
+    by_judge: dict[str, dict[str, float]] = {}
+    for s in samples:
+        for v in s["votes"]:
+            by_judge.setdefault(v["judge"].rsplit("[", 1)[1], {})[s["id"]] = v["value"]
+    assert set(by_judge) == {"generate]", "probability]"} and len(samples) == 12
+    same = sum(round(by_judge["generate]"][k]) == round(by_judge["probability]"][k]) for k in by_judge["generate]"])
+    assert modes["percent_agreement"] == pytest.approx(same / 12)
+    assert 0 < same < 12  # the modes agree on x's answers only: a comparison that can tell them apart

@@ -112,7 +112,28 @@ def reliability(judged: Sequence[JudgedItem], stats: JudgeStats, judge_stats: Ma
             for name in judge_stats}
     if len(judge_stats) > 1:
         out["between_judges"] = agreement_report(_rater_labels(judged, lambda v: v.judge, reducer))
+    modes = _mode_pairs(judge_stats)
+    if modes:  # the same judge model in generative and probability mode (--judge-mode generate,probability)
+        out["between_modes"] = {
+            model: agreement_report(_rater_labels([_only_judges(j, pair) for j in judged],
+                                                  lambda v: v.judge.rsplit("[", 1)[1].rstrip("]"), reducer))
+            for model, pair in modes.items()}
     return out
+
+
+def _mode_pairs(judge_stats: Mapping[str, JudgeStats]) -> dict[str, tuple[str, str]]:
+    """Judge names `<model>[generate]` and `<model>[probability]` paired by model."""
+    pairs = {}
+    for name in judge_stats:
+        if name.endswith("[generate]"):
+            model = name[:-len("[generate]")]
+            if f"{model}[probability]" in judge_stats:
+                pairs[model] = (name, f"{model}[probability]")
+    return pairs
+
+
+def _only_judges(j: JudgedItem, judges: tuple[str, ...]) -> JudgedItem:
+    return JudgedItem(j.item, j.reduced, tuple(v for v in j.votes if v.judge in judges))
 
 
 def _only(j: JudgedItem, judge: str) -> JudgedItem:

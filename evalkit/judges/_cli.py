@@ -22,7 +22,7 @@ def judge(
     judge_model: Annotated[list[str] | None, typer.Option(help="Judge model spec (repeat for a panel)")] = None,
     judge_args: Annotated[str | None, typer.Option(help="Judge backend options key=value,...")] = None,
     judge_votes: Annotated[int, typer.Option(help="Samples per judge")] = 1,
-    judge_mode: Annotated[str | None, typer.Option(help="generate or probability (overrides the YAML)")] = None,
+    judge_mode: Annotated[str | None, typer.Option(help="generate, probability, or generate,probability (both: compared in the reliability report); overrides the YAML")] = None,
     reducer: Annotated[str, typer.Option(help="Vote reducer: mean, median or majority")] = "mean",
     baseline: Annotated[str | None, typer.Option(help="Pairwise: judge every model against this one")] = None,
     models: Annotated[str | None, typer.Option(help="Comma list of answer files (stems) to judge")] = None,

@@ -116,18 +116,21 @@ def build_scorer(config: JudgeConfig, definition: JudgeDefinition, *, data_dir: 
         backend_factory = _cached(backend_factory, Path(config.cache))
     judges: list[Scorer] = []
     seen: dict[str, int] = {}
+    modes = config.modes or (definition.mode,)
     for spec in config.model_specs(definition):
         seen[spec] = seen.get(spec, 0) + 1
         name = spec if seen[spec] == 1 else f"{spec}#{seen[spec]}"
         backend = backend_factory(spec, dict(config.args))
-        if definition.mode == "probability":
-            from evalkit.judges._probability import ProbabilityJudge
+        for mode in modes:
+            label = name if len(modes) == 1 else f"{name}[{mode}]"
+            if mode == "probability":
+                from evalkit.judges._probability import ProbabilityJudge
 
-            judges.append(ProbabilityJudge(definition, backend, name=name, votes=config.votes, seed=seed,
-                                           data_dir=data_dir))
-        else:
-            judges.append(GenerativeJudge(definition, backend, name=name, votes=config.votes, seed=seed,
-                                          data_dir=data_dir))
+                judges.append(ProbabilityJudge(definition, backend, name=label, votes=config.votes, seed=seed,
+                                               data_dir=data_dir))
+            else:
+                judges.append(GenerativeJudge(definition, backend, name=label, votes=config.votes, seed=seed,
+                                              data_dir=data_dir))
     return vote(judges, config.reducer)
 
 

@@ -225,13 +225,24 @@ class JudgeConfig:
                    reducer=reducer, mode=mode, dry_run=dry_run, baseline=baseline, labels=labels,
                    cache=str(cache) if cache else None)
 
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The --judge-mode list: "generate", "probability", or both ("generate,probability": every judge
+        model votes in each mode, and the reliability report compares the modes)."""
+        if not self.mode:
+            return ()
+        modes = tuple(dict.fromkeys(m.strip() for m in self.mode.split(",") if m.strip()))
+        bad = [m for m in modes if m not in ("generate", "probability")]
+        if bad or not modes:
+            raise ConfigError(f"judge mode '{self.mode}': use generate, probability, or generate,probability")
+        return modes
+
     def load_definition(self, default: str = "mt-bench-single") -> JudgeDefinition:
-        """The judge definition (`default` when none was named), with `mode` overridden when set."""
+        """The judge definition (`default` when none was named), with `mode` overridden by the first
+        --judge-mode (the others are added by the runner)."""
         definition = load_judge_definition(self.definition or default)
-        if self.mode:
-            if self.mode not in ("generate", "probability"):
-                raise ConfigError(f"judge mode '{self.mode}': use generate or probability")
-            definition = definition.model_copy(update={"mode": self.mode})
+        if self.modes:
+            definition = definition.model_copy(update={"mode": self.modes[0]})
         return definition
 
     def model_specs(self, definition: JudgeDefinition) -> tuple[str, ...]:

@@ -83,7 +83,7 @@ def test_prefill_route_forces_the_prefix_and_expands_ten(served: tuple[str, Fake
     url, backend = served
     client = OpenAIBackend("judge", base_url=url)
     assert client.supports_prefill  # /v1/models says evalkit
-    before = backend.calls["logprobs"]
+    before = backend.calls.get("logprobs", 0)
     judge = ProbabilityJudge(SINGLE, client, name="api")
     assert judge.route == "top_logprobs"
     [[vote]] = judge.judge([_item()])
@@ -94,7 +94,7 @@ def test_prefill_route_forces_the_prefix_and_expands_ten(served: tuple[str, Fake
     assert vote.value == pytest.approx(sum(float(k) * m for k, m in masses.items()) / valid)
     assert part.distribution is not None and part.distribution["10"] == pytest.approx(0.18 / valid, abs=1e-6)
     assert part.low_confidence is False and part.rule == "probability"
-    assert backend.calls["logprobs"] - before == 2  # the verdict position, then "1" expanded once
+    assert backend.calls.get("logprobs", 0) - before == 2  # the verdict position, then "1" expanded once
 
 
 def test_free_reply_route_reads_after_the_judges_own_opener(served: tuple[str, FakeBackend]) -> None:
@@ -177,3 +177,17 @@ def test_a_server_without_token_logprobs_names_the_generative_mode() -> None:
         client = OpenAIBackend("plain", base_url=url)
         with pytest.raises(UnsupportedRequest, match="generative mode"):
             client.chat_logprobs([(Message("user", "hi"),)], GenConfig(max_tokens=1), 5)
+
+
+def test_api_judgments_are_cached(served: tuple[str, FakeBackend], tmp_path: Any) -> None:
+    from evalkit.store._cache import CachedBackend
+
+    url, backend = served
+    first = CachedBackend(OpenAIBackend("judge", base_url=url), tmp_path / "cache.sqlite")  # type: ignore[arg-type]
+    [[vote]] = ProbabilityJudge(SINGLE, first, name="api").judge([_item()])  # type: ignore[arg-type]
+    first.close()
+    before = backend.calls.get("logprobs", 0)
+    again = CachedBackend(OpenAIBackend("judge", base_url=url), tmp_path / "cache.sqlite")  # type: ignore[arg-type]
+    [[same]] = ProbabilityJudge(SINGLE, again, name="api").judge([_item()])  # type: ignore[arg-type]
+    assert backend.calls.get("logprobs", 0) == before and again.cache_stats.hits == 2 and again.cache_stats.misses == 0
+    assert same.value == vote.value and same.parts[0].distribution == vote.parts[0].distribution

@@ -65,8 +65,7 @@ class FakeBackend:
     fixed_logprobs: dict[str, float] = field(default_factory=dict)
     max_length: int = 64
     next_tokens: dict[str, dict[str, float]] = field(default_factory=dict)
-    calls: dict[str, int] = field(default_factory=lambda: {"loglikelihood": 0, "rolling": 0, "generate": 0,
-                                                           "logprobs": 0})
+    calls: dict[str, int] = field(default_factory=lambda: {"loglikelihood": 0, "rolling": 0, "generate": 0})
 
     @property
     def identity(self) -> ModelIdentity:
@@ -129,7 +128,7 @@ class FakeBackend:
         distributions where they apply (the script is matched against the whole prompt)."""
         out = []
         for prompt in prompts:
-            self.calls["logprobs"] += 1
+            self.calls["logprobs"] = self.calls.get("logprobs", 0) + 1
             texts = self._reply_texts(prompt)
             base = config.seed or 0
             out.append([self._walk(prompt, texts[(base + i) % len(texts)], config, top_logprobs)

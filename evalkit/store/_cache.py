@@ -40,6 +40,7 @@ from evalkit.types import (
     GenConfig,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    TokenChoice,
     TokenLogprobs,
     Usage,
 )
@@ -212,6 +213,10 @@ class CachedBackend:
             if not isinstance(self.inner, RawCompletion):
                 raise AttributeError("complete")  # the inner backend cannot complete raw text
             return self._complete
+        if name == "chat_logprobs":
+            if not hasattr(self.inner, "chat_logprobs"):
+                raise AttributeError("chat_logprobs")
+            return self._chat_logprobs
         return getattr(self.inner, name)
 
     def close(self) -> None:
@@ -246,6 +251,23 @@ class CachedBackend:
         inner_complete = cast(RawCompletion, self.inner).complete
         return self._serve(keys, list(prompts), "complete", lambda chunk: inner_complete(chunk, config),
                            _completion_to_json, _completion_from_json)
+
+    def _chat_logprobs(self, conversations: Sequence[Conversation], config: GenConfig, top_logprobs: int,
+                       prefills: Sequence[str | None] | None = None) -> list[tuple[TokenChoice, ...]]:
+        """Cached `chat_logprobs` of API judges (the prefill and top-k are part of the key)."""
+        starts = list(prefills) if prefills is not None else [None] * len(conversations)
+        items = list(zip(conversations, starts))
+        keys = self._gen_keys("chat_logprobs", [[_conv_payload(c), p, top_logprobs] for c, p in items], config)
+        inner = self.inner
+
+        def compute(chunk: list[tuple[Conversation, str | None]]) -> list[tuple[TokenChoice, ...]]:
+            return inner.chat_logprobs([c for c, _ in chunk], config, top_logprobs,  # type: ignore[attr-defined]
+                                       [p for _, p in chunk])
+
+        return self._serve(keys, items, "chat_logprobs", compute,
+                           lambda tokens: [[t.text, t.logprob, [list(a) for a in t.top]] for t in tokens],
+                           lambda v: tuple(TokenChoice(str(t[0]), float(t[1]), tuple((str(a[0]), float(a[1]))
+                                                                                    for a in t[2])) for t in v))
 
     # --- machinery ---------------------------------------------------------------------------------
     def _gen_keys(self, method: str, payloads: Sequence[Any], config: GenConfig) -> list[str]:

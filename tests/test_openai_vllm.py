@@ -18,9 +18,12 @@ import pytest
 from evalkit.backends._vllm import (
     continuation_logprob,
     create,
+    fit_prompt,
+    keep_right,
     llm_kwargs,
     rolling_windows,
     sampling_kwargs,
+    scoring_length,
     split_request,
     window_logprobs,
 )
@@ -121,8 +124,9 @@ class _LLM:
         outs = []
         for p in prompts:
             ids = p["prompt_token_ids"] if isinstance(p, dict) else [ord(c) for c in p]
-            if "prompt_logprobs" in params.kw:
-                assert len(ids) <= 8, "a scoring window longer than max_model_len"
+            if len(ids) >= 8:  # vLLM's own check (input_processor._validate_prompt_len): room for one new token
+                raise ValueError(f"The decoder prompt (length {len(ids)}) plus the number of requested output "
+                                 "tokens (at least 1) is longer than the maximum model length of 8")
             plp = [None] + [{t: Logprob(_lp(a, t), 1 if t % 2 else 2)} for a, t in itertools.pairwise(ids)]
             texts = [f"s{params.kw.get('seed')}-{i}"[: params.kw["max_tokens"]] for i in range(params.kw["n"])]
             outputs = [types.SimpleNamespace(text=t, token_ids=list(t), finish_reason="length") for t in texts]
@@ -156,9 +160,31 @@ def test_backend_glue_with_a_stand_in_vllm(fake_vllm: types.ModuleType) -> None:
     rolled = backend.loglikelihood_rolling([text])[0]
     ids = [1, *map(ord, text)]
     assert rolled.logprobs == pytest.approx([_lp(a, b) for a, b in itertools.pairwise(ids)])
-    assert rolled.windows == math.ceil(len(text) / 7)
+    assert rolled.windows == math.ceil(len(text) / 6)  # 7 prompt ids per window (8 - the generated token)
+    long = backend.loglikelihood([LoglikelihoodRequest("x" * 20, "yz")])[0]  # left-truncated to 7 ids
+    assert long.logprob == pytest.approx(_lp(ord("x"), ord("y")) + _lp(ord("y"), ord("z")))
+    assert backend.stats() == {"truncated_requests": 1}
     done = backend.generate([(Message("user", "hi"),)], GenConfig(temperature=0.5, n=2, seed=3, max_tokens=5))[0]
-    assert done.texts == ("s3-0", "s3-1") and done.usage.prompt_tokens == len("<user>hi<assistant>")
+    assert done.texts == ("s3-0", "s3-1")
+    assert done.usage.prompt_tokens == 3  # "<user>hi<assistant>" kept its right end: 8 - 5 new tokens
+    assert backend._llm.prompts[-1] == {"prompt_token_ids": [ord(c) for c in "nt>"]}
+    assert backend.complete(["ab"], GenConfig(max_tokens=2))[0].usage.prompt_tokens == 2
+    assert backend.stats() == {"truncated_requests": 2}
+
+
+def test_fit_prompt_and_keep_right() -> None:
+    assert fit_prompt(list(range(10)), max_model_len=8, max_tokens=3) == [5, 6, 7, 8, 9]
+    assert fit_prompt([1, 2], max_model_len=8, max_tokens=3) == [1, 2]
+    assert fit_prompt([1, 2, 3], max_model_len=4, max_tokens=10) == [3]  # one prompt id always stays
+    assert keep_right([1, 2, 3], 2, 5) == ([1, 2, 3], 2)
+    assert keep_right([1, 2, 3, 4, 5, 6], 5, 3) == ([4, 5, 6], 2)
+    assert keep_right([1, 2, 3, 4, 5, 6], 2, 3) == ([4, 5, 6], 1)  # at least one context id
+
+
+def test_scoring_length_leaves_room_for_the_generated_token() -> None:
+    assert scoring_length(512) == 511
+    with pytest.raises(ConfigError, match="too small"):
+        scoring_length(2)
 
 
 def test_missing_vllm_and_bad_args() -> None:

@@ -1,7 +1,8 @@
 """vLLM backend: `--model vllm:<hub id or path>` (extra `[vllm]`, needs a GPU).
 
 In-process `vllm.LLM`: `generate` renders the chat template and samples with `SamplingParams`;
-`loglikelihood` and `loglikelihood_rolling` read prompt logprobs (`prompt_logprobs=1`, one new token).
+`loglikelihood` and `loglikelihood_rolling` read prompt logprobs (`prompt_logprobs=1`, one new token). vLLM
+rejects a prompt that leaves no room for that token, so scored prompts hold at most `max_model_len - 1` ids.
 The translation (sampling parameters, token splits, windows, logprob sums) is pure Python below, tested
 without vLLM installed.
 
@@ -11,6 +12,7 @@ gpu_memory_utilization (0.9), revision, trust_remote_code (false), seed (0).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,9 +32,12 @@ __all__ = [
     "VLLMBackend",
     "continuation_logprob",
     "create",
+    "fit_prompt",
+    "keep_right",
     "rolling_windows",
     "sampling_kwargs",
     "scoring_kwargs",
+    "scoring_length",
     "split_request",
     "window_logprobs",
 ]
@@ -67,6 +72,18 @@ def scoring_kwargs() -> dict[str, Any]:
     return {"n": 1, "temperature": 0.0, "max_tokens": 1, "prompt_logprobs": 1, "detokenize": False}
 
 
+def scoring_length(max_model_len: int) -> int:
+    """Most prompt ids a scoring request may hold: vLLM needs room for the one token it generates after it.
+
+    Examples:
+        >>> scoring_length(2048)
+        2047
+    """
+    if max_model_len < 3:
+        raise ConfigError(f"max_model_len={max_model_len} is too small to score text (use at least 3)")
+    return max_model_len - 1
+
+
 def split_request(encode: Callable[[str], list[int]], context: str, continuation: str, *,
                   prefix_token: int, max_length: int) -> tuple[list[int], int]:
     """Token ids of context+continuation and how many of them are context (lm-eval's split).
@@ -86,10 +103,31 @@ def split_request(encode: Callable[[str], list[int]], context: str, continuation
     else:
         whole = [prefix_token, *encode(continuation)]
         n_ctx = 1
-    if len(whole) > max_length:
-        cut = len(whole) - max_length
-        whole, n_ctx = whole[cut:], max(1, n_ctx - cut)
-    return whole, n_ctx
+    return keep_right(whole, n_ctx, max_length)
+
+
+def keep_right(token_ids: Sequence[int], n_ctx: int, max_length: int) -> tuple[list[int], int]:
+    """Left-truncate a split request to `max_length` ids; at least one context id stays.
+
+    Examples:
+        >>> keep_right([1, 2, 3, 4, 5], 3, 4)
+        ([2, 3, 4, 5], 2)
+    """
+    if len(token_ids) <= max_length:
+        return list(token_ids), n_ctx
+    cut = len(token_ids) - max_length
+    return list(token_ids[cut:]), max(1, n_ctx - cut)
+
+
+def fit_prompt(token_ids: Sequence[int], *, max_model_len: int, max_tokens: int) -> list[int]:
+    """Keep a generation prompt's right end so that `max_tokens` new tokens fit (at least one prompt id stays).
+
+    Examples:
+        >>> fit_prompt([1, 2, 3, 4, 5], max_model_len=6, max_tokens=3)
+        [3, 4, 5]
+    """
+    keep = max(1, max_model_len - max_tokens)
+    return list(token_ids[-keep:])
 
 
 def _logprob(entry: Any) -> float:
@@ -176,6 +214,8 @@ class VLLMBackend:
         self._llm = vllm.LLM(model=model, **llm_kwargs)
         self._tokenizer = self._llm.get_tokenizer()
         self._max_length = int(self._llm.llm_engine.model_config.max_model_len)
+        self._score_length = scoring_length(self._max_length)
+        self.truncated = 0  # requests left-truncated to fit max_model_len (the runner reports the count)
         bos = getattr(self._tokenizer, "bos_token_id", None)
         self._prefix = int(bos if bos is not None else self._tokenizer.eos_token_id)
 
@@ -189,6 +229,10 @@ class VLLMBackend:
     def max_length(self) -> int:
         """vLLM's max_model_len."""
         return self._max_length
+
+    def stats(self) -> dict[str, int]:
+        """Counters the runner reads: `truncated_requests`."""
+        return {"truncated_requests": self.truncated}
 
     def encode(self, text: str) -> list[int]:
         """Token ids without special tokens."""
@@ -208,32 +252,35 @@ class VLLMBackend:
         sampling = self._vllm.SamplingParams(**params)
         return list(self._llm.generate(prompts, sampling, use_tqdm=False))
 
-    def _completions(self, prompts: list[Any], config: GenConfig) -> list[Completion]:
-        outputs = self._run(prompts, sampling_kwargs(config))
+    def _completions(self, prompts: list[list[int]], config: GenConfig) -> list[Completion]:
+        fitted = [fit_prompt(ids, max_model_len=self._max_length, max_tokens=config.max_tokens) for ids in prompts]
+        self.truncated += sum(len(a) != len(b) for a, b in zip(fitted, prompts))
+        outputs = self._run([{"prompt_token_ids": ids} for ids in fitted], sampling_kwargs(config))
         return [Completion(tuple(o.text for o in out.outputs),
                            Usage(len(out.prompt_token_ids or ()), sum(len(o.token_ids) for o in out.outputs)),
                            tuple(str(o.finish_reason or "") for o in out.outputs)) for out in outputs]
 
     def generate(self, conversations: Sequence[Conversation], config: GenConfig) -> list[Completion]:
         """Sample through the chat template (the rendered text already holds the BOS token)."""
-        prompts = [{"prompt_token_ids": self._tokenizer.encode(self.render_chat(c), add_special_tokens=False)}
-                   for c in conversations]
+        prompts = [list(self._tokenizer.encode(self.render_chat(c), add_special_tokens=False)) for c in conversations]
         return self._completions(prompts, config)
 
     def complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
-        """Continue raw text (no chat template)."""
-        return self._completions(list(prompts), config)
+        """Continue raw text (no chat template; special tokens such as BOS added as vLLM itself would)."""
+        return self._completions([list(self._tokenizer.encode(p)) for p in prompts], config)
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         """Continuation logprobs from prompt logprobs."""
-        splits = [split_request(self.encode, r.context, r.continuation, prefix_token=self._prefix,
-                                max_length=self._max_length) for r in requests]
+        whole = [split_request(self.encode, r.context, r.continuation, prefix_token=self._prefix,
+                               max_length=sys.maxsize) for r in requests]
+        self.truncated += sum(len(ids) > self._score_length for ids, _ in whole)
+        splits = [keep_right(ids, n_ctx, self._score_length) for ids, n_ctx in whole]
         outputs = self._run([{"prompt_token_ids": ids} for ids, _ in splits], scoring_kwargs())
         return [continuation_logprob(out.prompt_logprobs, ids, n_ctx) for out, (ids, n_ctx) in zip(outputs, splits)]
 
     def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None) -> list[TokenLogprobs]:
-        """Per-token logprobs of whole texts in windows of max_model_len."""
-        plans = [rolling_windows(self.encode(t), max_length=self._max_length, stride=stride,
+        """Per-token logprobs of whole texts in windows of `max_model_len - 1` ids."""
+        plans = [rolling_windows(self.encode(t), max_length=self._score_length, stride=stride,
                                  prefix_token=self._prefix) for t in texts]
         flat = [w for plan in plans for w in plan]
         outputs = self._run([{"prompt_token_ids": ids} for ids, _ in flat], scoring_kwargs())

@@ -131,3 +131,20 @@ def test_unknown_model_args_are_rejected() -> None:
 
     with pytest.raises(ConfigError, match="unknown key.*colour"):
         load_backend("tiny-llama", {"colour": "blue"})
+
+
+def test_grouped_query_sdpa_is_scoped_to_cpu_scoring(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    from types import SimpleNamespace
+
+    from evalkit.backends._hf_scoring import _grouped_query_sdpa
+
+    monkeypatch.delenv("TRANSFORMERS_SDPA_FORCE_GQA", raising=False)
+    with _grouped_query_sdpa(SimpleNamespace(type="cpu")):
+        assert os.environ["TRANSFORMERS_SDPA_FORCE_GQA"] == "1"
+    assert "TRANSFORMERS_SDPA_FORCE_GQA" not in os.environ
+    with _grouped_query_sdpa(SimpleNamespace(type="cuda")):
+        assert "TRANSFORMERS_SDPA_FORCE_GQA" not in os.environ
+    monkeypatch.setenv("TRANSFORMERS_SDPA_FORCE_GQA", "0")
+    with _grouped_query_sdpa(SimpleNamespace(type="cpu")):
+        assert os.environ["TRANSFORMERS_SDPA_FORCE_GQA"] == "0"

@@ -14,8 +14,10 @@ Three ideas, each exact:
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +132,7 @@ class Scorer:
         self.stats.unique_tokens += unique
         self.stats.rows += len(rows)
         results: dict[int, tuple[float, bool, tuple[float, ...]]] = {}
-        with torch.inference_mode():
+        with torch.inference_mode(), _grouped_query_sdpa(self._device):
             for group in groups:
                 self._score_group(group, results, advance)
         return results
@@ -252,6 +254,26 @@ class Scorer:
             out.append((key, float(span.double().sum()), tuple(span.tolist())))
             greedy.append(bool(is_max[start:start + length].all()))
         return out, greedy
+
+
+@contextlib.contextmanager
+def _grouped_query_sdpa(device: Any) -> Iterator[None]:
+    """On CPU, let SDPA read grouped KV heads directly even under a padding mask.
+
+    transformers otherwise repeats each KV head for its query heads whenever a mask is passed (copies of
+    [batch, heads, prefix + suffix, dim] per layer), which every prefix-shared suffix batch has. PyTorch's CPU
+    kernels take `enable_gqa` with a mask and give identical values (measured: 0.0 difference on 80 CMMLU
+    questions, 2-3 % less time). CUDA keeps transformers' own choice; a value the user set wins.
+    """
+    key = "TRANSFORMERS_SDPA_FORCE_GQA"
+    if getattr(device, "type", "cpu") != "cpu" or key in os.environ:
+        yield
+        return
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
 
 
 def _expand_cache(cache: Any, n: int) -> Any:

@@ -240,14 +240,17 @@ class Scorer:
             logits = self.lm_head(hidden[c:c + _LOGIT_CHUNK]).float()
             if self.softcap:
                 logits = torch.tanh(logits / self.softcap) * self.softcap
-            # every row of `hidden` is a scored position, so one logsumexp per row serves all its targets;
-            # log p(t) = logit_t - logsumexp: no second [positions, vocab] tensor is written
-            lse = torch.logsumexp(logits, dim=-1)
-            best = logits.argmax(dim=-1)
+            # every row of `hidden` is a scored position, so one log-sum-exp per row serves all its targets;
+            # log p(t) = (logit_t - max) - log Σ exp(logit - max), done in place on the chunk: no second
+            # [positions, vocab] tensor is written
+            top, best = logits.max(dim=-1, keepdim=True)
             local = (rows_t[sel] - c).to(logits.device)
             targets = toks_t[sel].to(logits.device)
-            values[sel] = (logits[local, targets] - lse[local]).cpu()
-            is_max[sel] = (best[local] == targets).cpu()
+            logits.sub_(top)
+            picked = logits[local, targets]
+            lse = logits.exp_().sum(dim=-1).log_()
+            values[sel] = (picked - lse[local]).cpu()
+            is_max[sel] = (best[local, 0] == targets).cpu()
         out, greedy = [], []
         for key, start, length in spans:
             span = values[start:start + length]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -95,6 +96,7 @@ class HFBackend:
                              prefix_cache=args.get("prefix_cache", "true").lower() in _TRUE,
                              min_prefix=int(args.get("min_prefix", "8")))
         self.truncated = 0
+        self.scoring_seconds = 0.0
         self.progress: Callable[[int], None] | None = None
         self.dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
 
@@ -166,7 +168,9 @@ class HFBackend:
         return text + ("\n\n" if add_generation_prompt else "")
 
     def stats(self) -> dict[str, int]:
-        return {**self.scorer.stats.as_dict(), "truncated_requests": self.truncated}
+        """Scorer counters, truncations, and `scoring_ms`: wall time inside loglikelihood(_rolling)."""
+        return {**self.scorer.stats.as_dict(), "truncated_requests": self.truncated,
+                "scoring_ms": round(self.scoring_seconds * 1000)}
 
     # ---- loglikelihood -------------------------------------------------------------------------------------
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -183,6 +187,13 @@ class HFBackend:
         return ctx, whole[len(ctx):]
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        started = time.perf_counter()
+        try:
+            return self._loglikelihood(requests)
+        finally:
+            self.scoring_seconds += time.perf_counter() - started
+
+    def _loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         by_input: dict[tuple[int, ...], list[tuple[int, tuple[int, ...]]]] = {}
         multi: list[Row] = []
         for key, req in enumerate(requests):
@@ -203,6 +214,13 @@ class HFBackend:
         return [LoglikelihoodResult(scored[k][0], scored[k][1]) for k in range(len(requests))]
 
     def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None) -> list[TokenLogprobs]:
+        started = time.perf_counter()
+        try:
+            return self._loglikelihood_rolling(texts, stride)
+        finally:
+            self.scoring_seconds += time.perf_counter() - started
+
+    def _loglikelihood_rolling(self, texts: Sequence[str], stride: int | None) -> list[TokenLogprobs]:
         rows: list[Row] = []
         spans: list[list[int]] = []
         for text in texts:

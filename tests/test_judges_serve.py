@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,15 +42,20 @@ def _setup(tmp_path: Path) -> tuple[Path, Path]:
     return answers, data.parent
 
 
-def test_generative_judge_through_evalkit_serve(judge_url: str, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def _judge(judge: str, url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, dict[str, Any]]:
+    """`evalkit judge` with the served judge; the run folder and its results.json."""
     answers, data = _setup(tmp_path)
-    code = main(["judge", "--answers", str(answers), "--judge", "mt-bench-single", "--judge-model",
-                 "openai:served-judge", "--judge-args", f"base_url={judge_url}", "--data-dir", str(data),
-                 "--turns", "1", "-o", str(tmp_path / "runs"), "--no-cache"])
+    code = main(["judge", "--answers", str(answers), "--judge", judge, "--judge-model", "openai:served-judge",
+                 "--judge-args", f"base_url={url}", "--data-dir", str(data), "--turns", "1",
+                 "-o", str(tmp_path / "runs"), "--no-cache"])
     assert code == 0
     run = Path(capsys.readouterr().out.strip().splitlines()[-1])
-    results = json.loads((run / "results.json").read_text())
+    return run, json.loads((run / "results.json").read_text())
+
+
+def test_generative_judge_through_evalkit_serve(judge_url: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    _, results = _judge("mt-bench-single", judge_url, tmp_path, capsys)
     assert results["scores"]["x"]["mean"] == 8.0 and results["scores"]["y"]["mean"] == 3.0
     assert results["ranking"][0]["model"] == "x"
     assert results["judge"]["cost"]["calls"] == 2 and results["judge"]["cost"]["completion_tokens"] > 0
@@ -57,13 +63,7 @@ def test_generative_judge_through_evalkit_serve(judge_url: str, tmp_path: Path,
 
 def test_probability_mode_through_evalkit_serve(judge_url: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    answers, data = _setup(tmp_path)
-    code = main(["judge", "--answers", str(answers), "--judge", "mt-bench-single-prob", "--judge-model",
-                 "openai:served-judge", "--judge-args", f"base_url={judge_url}", "--data-dir", str(data),
-                 "--turns", "1", "-o", str(tmp_path / "runs"), "--no-cache"])
-    assert code == 0
-    run = Path(capsys.readouterr().out.strip().splitlines()[-1])
-    results = json.loads((run / "results.json").read_text())
+    run, results = _judge("mt-bench-single-prob", judge_url, tmp_path, capsys)
     expected = (8 * 0.7 + 3 * 0.2) / 0.9  # renormalised over the two visible verdicts
     assert results["scores"]["x"]["mean"] == pytest.approx(expected, abs=1e-4)  # results.json rounds to 4
     samples = [json.loads(line) for line in (run / "samples" / "mt_bench.jsonl").read_text().splitlines()]

@@ -10,7 +10,7 @@ from typing import Any
 from evalkit.backends._hf_load import LoadedModel, load_model
 from evalkit.backends._hf_scoring import Row, Scorer
 from evalkit.backends._protocol import ModelIdentity
-from evalkit.backends._stops import cut_at_stop, cut_choices_at_stop
+from evalkit.backends._stops import cut_at_stop, cut_choices_at_stop, token_pieces
 from evalkit.errors import ConfigError
 from evalkit.types import (
     Completion,
@@ -281,15 +281,11 @@ class HFBackend:
                        config: GenConfig) -> tuple[TokenChoice, ...]:
         import torch
 
+        eos = self.tokenizer.eos_token_id
+        new = new[:new.index(eos)] if eos in new else new
+        pieces = token_pieces(self.decode, new) or [self.decode([token]) for token in new]
         choices: list[TokenChoice] = []
-        decoded = ""
-        for i, token in enumerate(new):
-            if token == self.tokenizer.eos_token_id:
-                break
-            # the text a token adds is the growth of the decoded prefix (characters split across tokens
-            # land on the token that completes them)
-            text = self.tokenizer.decode(new[:i + 1], skip_special_tokens=True).rstrip("\ufffd")
-            piece, decoded = text[len(decoded):], text
+        for i, (token, piece) in enumerate(zip(new, pieces)):
             alternatives: tuple[tuple[str, float], ...] = ()
             if top > 0:
                 values, indices = torch.topk(logprobs[i], min(top, logprobs[i].shape[-1]))

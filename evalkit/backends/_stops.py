@@ -1,12 +1,31 @@
-"""Stop strings: where generated text (or a sequence of generated tokens) ends."""
+"""Token texts and stop strings: what each token spells, and where generated text (or tokens) ends."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from evalkit.types import TokenChoice
 
-__all__ = ["cut_at_stop", "cut_choices_at_stop"]
+__all__ = ["cut_at_stop", "cut_choices_at_stop", "token_pieces"]
+
+
+def token_pieces(decode: Callable[[Sequence[int]], str], ids: Sequence[int]) -> list[str] | None:
+    """The text each token adds: the growth of the decoded prefix. A byte-level token that ends inside a
+    character gets "" and the token completing the character carries it. None when a prefix's decoding does
+    not extend the previous one (the tokenizer rewrites earlier text).
+
+    Examples:
+        >>> token_pieces(lambda ids: "".join(chr(i) for i in ids), [104, 105])
+        ['h', 'i']
+    """
+    pieces, emitted = [], ""
+    for i in range(1, len(ids) + 1):
+        text = decode(ids[:i]).rstrip("\ufffd")
+        if not text.startswith(emitted):
+            return None
+        pieces.append(text[len(emitted):])
+        emitted = text
+    return pieces
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:

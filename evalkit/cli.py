@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from evalkit.errors import EvalkitError
+from evalkit._table import print_table
+from evalkit.errors import EvalkitError, GateFailed
 
 app = typer.Typer(
     name="evalkit",
@@ -33,10 +33,6 @@ _COMMAND_MODULES = (
     "evalkit.server._cli",
     "evalkit.gate._cli",
 )
-
-
-class GateFailed(Exception):
-    """Raised by `evalkit gate` to exit with status 1."""
 
 
 @app.command()
@@ -97,54 +93,58 @@ def list_models() -> None:
     print("\nExplicit forms: hf:<path-or-hub-id>, vllm:<hub-id>, openai:<model> (+ --base-url)")
 
 
-def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A plain aligned table (rich would cost more import time than these listings take)."""
-    import shutil
-    import sys
-
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
-    room = max(30, shutil.get_terminal_size((120, 20)).columns - sum(widths) - 2 * len(widths))
-    if not sys.stdout.isatty():
-        room = 10_000  # piped output keeps whole descriptions
-    for index, row in enumerate([header, *rows]):
-        cells = [str(c).ljust(w) for c, w in zip(row, widths)]
-        last = str(row[-1])
-        print("  ".join([*cells, last if len(last) <= room else last[:room - 1] + "…"]).rstrip())
-        if index == 0:
-            print("  ".join(["-" * w for w in widths] + ["-" * min(room, 60)]))
-
-
 def _register_commands() -> None:
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue  # that part of evalkit is not built yet
-            raise
-        module.register(app)
+        importlib.import_module(name).register(app)  # a broken command module is a bug: let it fail loudly
 
 
 _register_commands()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs the app and maps exceptions to exit codes."""
-    import click
+def _click_exception_types() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(Exit, Abort, ClickException) classes of every click copy in play.
 
+    typer >= 0.29 vendors its own click (`typer._click`) whose exceptions are not the installed click's: catch both.
+    """
+    exits: list[type[BaseException]] = []
+    aborts: list[type[BaseException]] = []
+    errors: list[type[BaseException]] = []
+    for module_name in ("typer._click", "click"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        exits.append(module.exceptions.Exit)
+        aborts.append(module.exceptions.Abort)
+        errors.append(module.exceptions.ClickException)
+    return tuple(exits), tuple(aborts), tuple(errors)
+
+
+def _usage_line(exc: BaseException) -> str:
+    """One line for a usage error: what is wrong and where to read the command's options."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    message = " ".join(str(message).split())
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "evalkit"
+    return f"error: {message} (see '{command} --help')"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the app and maps exceptions to exit codes (0 ok, 1 gate failed, 2 user error, 3 bug)."""
+    exits, aborts, usage_errors = _click_exception_types()
     try:
         app(args=argv, standalone_mode=False)
     except GateFailed:
         return 1
     except EvalkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
-    except click.ClickException as exc:
-        exc.show()
+    except exits as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except usage_errors as exc:
+        print(_usage_line(exc), file=sys.stderr)
         return 2
-    except click.exceptions.Abort:
+    except aborts:
         print("aborted", file=sys.stderr)
         return 130
     except KeyboardInterrupt:

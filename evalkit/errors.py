@@ -11,6 +11,8 @@ because the CLI prints it as the only line a user sees (exit code 2).
     │   └── UnsupportedRequest   the backend cannot do this kind of request at all
     ├── CacheError         a corrupt or locked response cache
     └── GateError          a CI gate that cannot compare what it was given
+
+    GateFailed             not an error: the gate ran and a check failed (exit status 1)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "DataError",
     "EvalkitError",
     "GateError",
+    "GateFailed",
     "MissingDependency",
     "TaskSpecError",
     "UnsupportedRequest",
@@ -66,3 +69,7 @@ class CacheError(EvalkitError):
 
 class GateError(EvalkitError):
     """A CI gate was given results it cannot compare."""
+
+
+class GateFailed(Exception):
+    """Raised by `evalkit gate` when a check fails: the CLI exits with status 1 (not a user error)."""

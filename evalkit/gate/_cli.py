@@ -80,7 +80,7 @@ def gate(
 ) -> None:
     """Check a run against thresholds and/or a baseline run. Exit 0 pass, 1 fail, 2 usage error."""
     from evalkit.api import RunResult
-    from evalkit.cli import GateFailed
+    from evalkit.errors import GateFailed
     from evalkit.gate._gate import run_gate
     from evalkit.gate._junit import write_junit
     from evalkit.gate._records import parse_max_drops, parse_threshold

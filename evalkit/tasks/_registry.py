@@ -85,7 +85,7 @@ def load_task(name: str) -> TaskSpecBase:
 
 def print_task_table() -> None:
     """`evalkit tasks`: read the YAMLs shallowly (no task-kind imports), so listing stays fast."""
-    from evalkit.cli import print_table
+    from evalkit._table import print_table
 
     rows = []
     for name, path in sorted(find_task_files().items()):

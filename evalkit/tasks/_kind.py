@@ -38,6 +38,11 @@ class RunContext:
     advance: Callable[[int], None] = lambda n: None
     warn: Callable[[str], None] = lambda msg: None
     judge: Any = None  # judge configuration, for judged tasks
+    files_read: set[str] = field(default_factory=set)  # provenance: every data file the task read
+
+    def record_file(self, path: str | Path) -> None:
+        """Note a data file this task read; the run manifest lists it with its hash."""
+        self.files_read.add(str(Path(path).resolve()))
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from evalkit.types import (
     Completion,
@@ -17,7 +17,11 @@ from evalkit.types import (
 )
 
 __all__ = ["Backend", "ChatLogprobs", "ChatRendering", "LogprobCompletion", "ModelIdentity", "RawCompletion",
-           "TokenizerAccess"]
+           "ResultCallback", "StreamingResults", "TokenizerAccess"]
+
+ResultCallback = Callable[[Sequence[int], Sequence[Any]], None]
+"""`on_results(indices, results)`: what a streaming backend calls as each internal batch finishes, with
+indices into the request list it was given and those requests' results (in the method's result type)."""
 
 
 @dataclass(frozen=True)
@@ -120,3 +124,28 @@ class ChatLogprobs(Protocol):
                       prefills: Sequence[str | None] | None = None) -> list[tuple[TokenChoice, ...]]:
         """The generated tokens of one chat completion per conversation (n=1)."""
         ...
+
+
+@runtime_checkable
+class StreamingResults(Protocol):
+    """Optional capability: hand results over batch by batch while a call is still running.
+
+    A backend that declares `streams_results = True` accepts a keyword-only `on_results` (a `ResultCallback`)
+    on `loglikelihood`, `loglikelihood_rolling`, `generate` and, where it has it, `complete`. It calls it once
+    per internal batch as that batch finishes, with indices into that call's request list (each index at most
+    once, in any order) and their results, and still returns the full list. The response cache passes a
+    callback that commits those rows at once, so a killed run loses at most one batch, while the backend
+    still sees whole subjects (prefix sharing). Indices a backend never reports are stored when the call
+    returns. Backends without the flag (or with it False) are called without `on_results`.
+    """
+
+    streams_results: bool
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], *,
+                      on_results: ResultCallback | None = None) -> list[LoglikelihoodResult]: ...
+
+    def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None,
+                              on_results: ResultCallback | None = None) -> list[TokenLogprobs]: ...
+
+    def generate(self, conversations: Sequence[Conversation], config: GenConfig, *,
+                 on_results: ResultCallback | None = None) -> list[Completion]: ...

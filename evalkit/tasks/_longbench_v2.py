@@ -17,12 +17,20 @@ and short / medium / long (by `length`), with per-domain accuracy in subtasks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from evalkit.backends._protocol import Backend, TokenizerAccess
 from evalkit.errors import ConfigError, DataError
 from evalkit.metrics._aggregate import mean_stderr
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
+from evalkit.tasks._longbench_common import (
+    LongContextSpec,
+    chunk_size,
+    chunks,
+    flag,
+    new_token_cap,
+    source,
+)
 from evalkit.tasks._longbench_data import load_config, load_v2_records, load_v2_templates
 from evalkit.tasks._longbench_prompt import (
     budget_for,
@@ -32,9 +40,6 @@ from evalkit.tasks._longbench_prompt import (
     truncate_prompt,
 )
 from evalkit.types import GenConfig, Message
-
-if TYPE_CHECKING:
-    from evalkit.tasks.longcontext import LongContextSpec
 
 __all__ = ["run_v2", "v2_accuracy"]
 
@@ -82,11 +87,18 @@ def _ask(backend: Backend, prompts: list[str], max_new: int, budget: int | None,
     return [c.text.strip() for c in completions], cut
 
 
-def run_v2(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
-    """Run LongBench v2 (see the module docstring)."""
-    from evalkit.tasks.longcontext import _chunk_size, _flag, _new_token_cap, _source, chunks
+def _sample(row: dict[str, Any], idx: int, prompt: Any, response: str, letter: str | None, keep_all: bool,
+            sample_chars: int) -> dict[str, Any]:
+    return {
+        "id": str(row.get("_id", idx)), "subset": str(row.get("domain", "")), "doc_index": idx,
+        "prompt": prompt.text if keep_all else shorten_for_sample(prompt.text, sample_chars),
+        "target": row["answer"], "prediction": response, "extracted": letter, "correct": letter == row["answer"],
+        "difficulty": row.get("difficulty"), "length": row.get("length"),
+        "prompt_tokens": prompt.prompt_tokens, "kept_tokens": prompt.kept_tokens, "truncated": prompt.truncated,
+    }
 
-    mode = ctx.task_args.get("mode", "0shot")
+
+def _templates(spec: LongContextSpec, ctx: RunContext, mode: str) -> tuple[dict[str, str], str]:
     if mode not in _MODES:
         raise ConfigError(f"--task-args mode={mode}: use one of {', '.join(_MODES)}")
     templates, template_source = load_v2_templates(ctx.data_dir, spec.v2_templates)
@@ -94,17 +106,29 @@ def run_v2(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: Sampl
     missing = [n for n in needed if n not in templates]
     if missing:
         raise ConfigError(f"{spec.source_file}: no LongBench v2 template '{missing[0]}' in {template_source}")
-    source = _source(ctx)
-    rec = load_v2_records(ctx.data_dir if source in ("auto", "local") else None,
-                          use_hub=source in ("auto", "hub"), use_demo=source in ("auto", "demo"))
+    return templates, template_source
+
+
+def _records(ctx: RunContext) -> Any:
+    where = source(ctx)
+    rec = load_v2_records(ctx.data_dir if where in ("auto", "local") else None,
+                          use_hub=where in ("auto", "hub"), use_demo=where in ("auto", "demo"))
     if rec is None:
         raise DataError("LongBench v2: no data (DIR/longbench/v2/data.json, hub THUDM/LongBench-v2, demo set); "
                         "pass --data-dir or allow the HF hub")
     if rec.origin == "demo":
         ctx.warn("LongBench v2: no real data found; using the DEMO set (original items) -- not LongBench v2 scores")
+    return rec
+
+
+def run_v2(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
+    """Run LongBench v2 (see the module docstring)."""
+    mode = ctx.task_args.get("mode", "0shot")
+    templates, template_source = _templates(spec, ctx, mode)
+    rec = _records(ctx)
     rows = rec.rows[: ctx.limit] if ctx.limit is not None else rec.rows
     models = load_config(ctx.data_dir, {}, {}, model2maxlen_file="v2_prompts/model2maxlen_v2.json").model_max_length
-    cap = _new_token_cap(ctx)
+    cap = new_token_cap(ctx)
     first_max = min(spec.v2_cot_max_new_tokens if mode == "cot" else spec.v2_max_new_tokens, cap)
     answer_max = min(spec.v2_max_new_tokens, cap)
     budget, rule = budget_for(backend, max_new_tokens=first_max, task_args=ctx.task_args,
@@ -112,7 +136,7 @@ def run_v2(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: Sampl
     ctx.set_total(len(rows))
     correct: list[bool] = []
     truncated = unextracted = 0
-    for part in chunks(list(zip(rows, rec.doc_index)), _chunk_size(ctx)):
+    for part in chunks(list(zip(rows, rec.doc_index)), chunk_size(ctx)):
         prompts = [fill_v2(templates[_MODES[mode]], row) for row, _ in part]
         responses, cut = _ask(backend, prompts, first_max, budget, ctx.seed)
         reasoning = [""] * len(part)
@@ -123,19 +147,10 @@ def run_v2(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: Sampl
         samples = []
         for (row, idx), prompt, response, thought in zip(part, cut, responses, reasoning, strict=True):
             letter = extract_choice(response)
-            ok = letter == row["answer"]
-            correct.append(ok)
+            sample = _sample(row, idx, prompt, response, letter, flag(ctx, "full_prompts"), spec.sample_prompt_chars)
+            correct.append(sample["correct"])
             truncated += prompt.truncated
             unextracted += letter is None
-            sample = {
-                "id": str(row.get("_id", idx)), "subset": str(row.get("domain", "")), "doc_index": idx,
-                "prompt": prompt.text if _flag(ctx, "full_prompts") else
-                shorten_for_sample(prompt.text, spec.sample_prompt_chars),
-                "target": row["answer"], "prediction": response, "extracted": letter, "correct": ok,
-                "difficulty": row.get("difficulty"), "length": row.get("length"),
-                "prompt_tokens": prompt.prompt_tokens, "kept_tokens": prompt.kept_tokens,
-                "truncated": prompt.truncated,
-            }
             if mode == "cot":
                 sample["reasoning"] = thought
             samples.append(sample)

@@ -25,86 +25,25 @@ Task options (`--task-args key=value,...`):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any, Literal
-
-from pydantic import Field, field_validator, model_validator
+from typing import Any
 
 from evalkit.backends._protocol import Backend, RawCompletion, TokenizerAccess
 from evalkit.errors import ConfigError, DataError
 from evalkit.metrics import _longbench as lb
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
+from evalkit.tasks._longbench_common import (
+    LongContextSpec,
+    chunk_size,
+    chunks,
+    flag,
+    new_token_cap,
+    source,
+)
 from evalkit.tasks._longbench_data import LongBenchConfig, Records, load_config, load_records
 from evalkit.tasks._longbench_prompt import budget_for, fill_v1, shorten_for_sample, truncate_prompt
-from evalkit.tasks._spec import TaskSpecBase
 from evalkit.types import Completion, GenConfig, Message
 
 __all__ = ["LongContextSpec", "run"]
-
-_TRUE = ("1", "true", "yes", "on")
-_SOURCES = ("auto", "local", "hub", "demo")
-
-
-class LongContextSpec(TaskSpecBase):
-    """A LongBench task file: which variant, which datasets, and fallback prompts/lengths as data.
-
-    `prompts` / `max_new_tokens` are used where `DIR/longbench/config/*.json` is absent (the official files
-    win when present). `v2_templates` likewise stand in for `DIR/longbench/v2_prompts/*.txt`.
-    """
-
-    family: str = "longcontext"
-    variant: Literal["longbench", "longbench_e", "longbench_v2"] = "longbench"
-    datasets: list[str] = Field(default_factory=list)
-    hub_repo: str = "THUDM/LongBench"
-    prompts: dict[str, str] = Field(default_factory=dict)
-    max_new_tokens: dict[str, int] = Field(default_factory=dict)
-    v2_templates: dict[str, str] = Field(default_factory=dict)
-    v2_max_new_tokens: int = 128
-    v2_cot_max_new_tokens: int = 1024
-    sample_prompt_chars: int = 1000
-
-    @field_validator("datasets")
-    @classmethod
-    def _known_datasets(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if name not in lb.DATASET_METRIC:
-                raise ValueError(f"'{name}' is not a LongBench dataset; use names from: "
-                                 f"{', '.join(lb.LONGBENCH_DATASETS)}")
-        return value
-
-    @model_validator(mode="after")
-    def _complete_fallbacks(self) -> LongContextSpec:
-        if self.variant == "longbench_v2":
-            return self
-        lacking = [d for d in self.datasets if d not in self.prompts or d not in self.max_new_tokens]
-        if lacking:
-            raise ValueError(f"dataset '{lacking[0]}' needs a fallback entry in both 'prompts' and "
-                             f"'max_new_tokens'")
-        return self
-
-    def subset_names(self) -> list[str]:
-        return [] if self.variant == "longbench_v2" else list(self.datasets)
-
-
-def _flag(ctx: RunContext, key: str) -> bool:
-    return ctx.task_args.get(key, "").lower() in _TRUE
-
-
-def _source(ctx: RunContext) -> str:
-    source = ctx.task_args.get("source", "auto")
-    if source not in _SOURCES:
-        raise ConfigError(f"--task-args source={source}: use one of {', '.join(_SOURCES)}")
-    return source
-
-
-def _new_token_cap(ctx: RunContext) -> int:
-    """`--task-args max_new_tokens=N` caps every dataset's official max new tokens (smoke runs only)."""
-    text = ctx.task_args.get("max_new_tokens")
-    if text is None:
-        return 1 << 30
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"--task-args max_new_tokens={text}: use a positive integer")
-    return int(text)
 
 
 def _selected(spec: LongContextSpec, ctx: RunContext) -> list[str]:
@@ -115,19 +54,6 @@ def _selected(spec: LongContextSpec, ctx: RunContext) -> list[str]:
         raise ConfigError(f"{spec.name}:{unknown[0]} is not a dataset of {spec.name}; use one of: "
                           f"{', '.join(spec.datasets)}")
     return list(ctx.subsets)
-
-
-def _chunk_size(ctx: RunContext) -> int:
-    try:
-        return max(1, int(ctx.batch_size)) if ctx.batch_size and ctx.batch_size != "auto" else 8
-    except ValueError:
-        return 8
-
-
-def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    """Consecutive slices of at most `size` items (one backend call and one sink write each)."""
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _call(backend: Backend, texts: list[str], config: GenConfig, raw: bool) -> list[Completion]:
@@ -142,17 +68,17 @@ def _run_dataset(name: str, rec: Records, spec: LongContextSpec, cfg: LongBenchC
     rows = rec.rows[: ctx.limit] if ctx.limit is not None else rec.rows
     if name not in cfg.prompts or name not in cfg.max_new_tokens:
         raise DataError(f"LongBench: no prompt template / max new tokens for '{name}' in {cfg.sources['prompts']}")
-    max_new = min(cfg.max_new_tokens[name], _new_token_cap(ctx))
+    max_new = min(cfg.max_new_tokens[name], new_token_cap(ctx))
     raw = name in lb.NO_CHAT_TEMPLATE_DATASETS and isinstance(backend, RawCompletion)
     budget, rule = budget_for(backend, max_new_tokens=max_new, task_args=ctx.task_args,
                               model_table=cfg.model_max_length, uses_chat=not raw)
     tokenizer = backend if isinstance(backend, TokenizerAccess) else None
     config = GenConfig(temperature=0.0, max_tokens=max_new, seed=ctx.seed)
-    keep_all = _flag(ctx, "full_prompts")
+    keep_all = flag(ctx, "full_prompts")
     scores: list[float] = []
     lengths: list[int] = []
     truncated = 0
-    for part in chunks(list(zip(rows, rec.doc_index)), _chunk_size(ctx)):
+    for part in chunks(list(zip(rows, rec.doc_index)), chunk_size(ctx)):
         prompts = [truncate_prompt(fill_v1(cfg.prompts[name], row, where=f"{rec.location} row {idx}"),
                                    tokenizer, budget) for row, idx in part]
         completions = _call(backend, [p.text for p in prompts], config, raw)
@@ -202,12 +128,12 @@ def _summarise(spec: LongContextSpec, results: dict[str, dict[str, Any]]) -> tup
 
 def _run_v1(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
     names = _selected(spec, ctx)
-    source = _source(ctx)
+    where = source(ctx)
     cfg = load_config(ctx.data_dir, spec.prompts, spec.max_new_tokens)
     records = load_records(
-        names, data_dir=ctx.data_dir if source in ("auto", "local") else None,
+        names, data_dir=ctx.data_dir if where in ("auto", "local") else None,
         file_suffix="_e" if spec.variant == "longbench_e" else "", hub_repo=spec.hub_repo,
-        use_hub=source in ("auto", "hub"), use_demo=source in ("auto", "demo"), warn=ctx.warn)
+        use_hub=where in ("auto", "hub"), use_demo=where in ("auto", "demo"), warn=ctx.warn)
     if not records:
         raise DataError(f"{spec.name}: none of its datasets was found; pass --data-dir DIR with "
                         f"DIR/longbench/data/<dataset>.jsonl, allow the HF hub, or use --task-args source=demo")
@@ -225,7 +151,7 @@ def _run_v1(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: Samp
         "chat_instead_of_raw": sorted(n for n, r in results.items()
                                       if n in lb.NO_CHAT_TEMPLATE_DATASETS and not r["raw"]),
         "truncated_prompts": sum(r["truncated"] for r in results.values()),
-        "sample_prompts": "whole" if _flag(ctx, "full_prompts") else
+        "sample_prompts": "whole" if flag(ctx, "full_prompts") else
                           f"head and tail, {spec.sample_prompt_chars} characters each, with an omission marker",
         "decoding": "greedy",
         "max_new_tokens": {name: r["max_new_tokens"] for name, r in results.items()},

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from evalkit._lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from evalkit.api import RunResult
 
 # libgomp's default wait policy (spin a while, then sleep) makes every parallel region of PyTorch pay a slow
 # wake-up of the sleeping worker threads on virtual machines: measured on a 2-vCPU VM, decoding one token of
@@ -23,9 +28,4 @@ def evaluate(*args: Any, **kwargs: Any) -> Any:
     return _evaluate(*args, **kwargs)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "RunResult":
-        from evalkit.api import RunResult
-
-        return RunResult
-    raise AttributeError(f"module 'evalkit' has no attribute {name!r}")
+__getattr__ = lazy_getattr("evalkit", {"RunResult": "evalkit.api"}, globals())

@@ -10,8 +10,7 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from evalkit._lazy import lazy_getattr
 
 __all__ = [
     "Cell",
@@ -39,10 +38,8 @@ _HOME = {**{name: "evalkit.report._build" for name in ("SiteSummary", "build_sit
                                                        "merge_rows")}}
 
 
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module 'evalkit.report' has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOME.get(name, "evalkit.report._model")), name)
+__getattr__ = lazy_getattr("evalkit.report", {name: _HOME.get(name, "evalkit.report._model") for name in __all__},
+                           globals())
 
 
 def __dir__() -> list[str]:

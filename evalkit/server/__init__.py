@@ -6,15 +6,18 @@ first use of `create_app` / `serve_in_thread`.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+from evalkit._lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from evalkit.server._app import create_app
+    from evalkit.server._faults import FaultSchedule
+    from evalkit.server._run import serve_forever, serve_in_thread
 
 __all__ = ["FaultSchedule", "create_app", "serve_forever", "serve_in_thread"]
 
 _HOMES = {"create_app": "_app", "FaultSchedule": "_faults", "serve_forever": "_run", "serve_in_thread": "_run"}
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(f"evalkit.server.{_HOMES[name]}"), name)
-    raise AttributeError(f"module 'evalkit.server' has no attribute '{name}'")
+__getattr__ = lazy_getattr("evalkit.server", {name: f"evalkit.server.{home}" for name, home in _HOMES.items()},
+                           globals())

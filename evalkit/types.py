@@ -104,11 +104,16 @@ class Usage:
 
 @dataclass(frozen=True)
 class Completion:
-    """The `n` sampled answers to one conversation."""
+    """The `n` sampled answers to one conversation.
+
+    `reasoning[i]` is the thought a server returned apart from `texts[i]` (OpenAI-compatible
+    `reasoning_content`); empty when the backend gives none.
+    """
 
     texts: tuple[str, ...]
     usage: Usage = field(default_factory=Usage)
     finish_reasons: tuple[str, ...] = ()
+    reasoning: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalkit.backends._hf_load import LoadedModel, load_model
-from evalkit.backends._hf_scoring import Row, Scorer
-from evalkit.backends._protocol import ModelIdentity
+from evalkit.backends._hf_scoring import Row, Scored, Scorer
+from evalkit.backends._protocol import ModelIdentity, ResultCallback
 from evalkit.backends._stops import cut_at_stop, cut_choices_at_stop, token_pieces
 from evalkit.errors import ConfigError
 from evalkit.types import (
@@ -65,8 +65,10 @@ def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int,
 class HFBackend:
     """A transformers causal LM behind the three-method contract."""
 
-    # the response cache hands requests over in chunks; prefix sharing works within a call, so make it large
+    # the response cache hands requests over in chunks; prefix sharing works within a call, so make it large.
+    # Results still reach the cache batch by batch: every method streams them through `on_results`.
     cache_chunk_size = 4096
+    streams_results = True
 
     def __init__(self, loaded: LoadedModel, args: dict[str, str]) -> None:
         import torch
@@ -186,14 +188,17 @@ class HFBackend:
         ctx = self.encode(context)
         return ctx, whole[len(ctx):]
 
-    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], *,
+                      on_results: ResultCallback | None = None) -> list[LoglikelihoodResult]:
+        """Prefix-shared, batched scoring; `on_results` gets each batch's requests as it finishes."""
         started = time.perf_counter()
         try:
-            return self._loglikelihood(requests)
+            return self._loglikelihood(requests, on_results)
         finally:
             self.scoring_seconds += time.perf_counter() - started
 
-    def _loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+    def _loglikelihood(self, requests: Sequence[LoglikelihoodRequest],
+                       on_results: ResultCallback | None) -> list[LoglikelihoodResult]:
         by_input: dict[tuple[int, ...], list[tuple[int, tuple[int, ...]]]] = {}
         multi: list[Row] = []
         for key, req in enumerate(requests):
@@ -210,17 +215,25 @@ class HFBackend:
             else:
                 multi.append(Row(tokens_in, ((key, target),)))
         rows = [Row(t, tuple(targets)) for t, targets in by_input.items()] + multi
-        scored = self.scorer.score(rows, self.progress)
+
+        def on_batch(part: dict[int, Scored]) -> None:  # target keys are request indices
+            if on_results is not None:
+                on_results(list(part), [LoglikelihoodResult(v[0], v[1]) for v in part.values()])
+
+        scored = self.scorer.score(rows, self.progress, on_batch)
         return [LoglikelihoodResult(scored[k][0], scored[k][1]) for k in range(len(requests))]
 
-    def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None) -> list[TokenLogprobs]:
+    def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None,
+                              on_results: ResultCallback | None = None) -> list[TokenLogprobs]:
+        """Per-token logprobs in windows; `on_results` gets each text once its last window is scored."""
         started = time.perf_counter()
         try:
-            return self._loglikelihood_rolling(texts, stride)
+            return self._loglikelihood_rolling(texts, stride, on_results)
         finally:
             self.scoring_seconds += time.perf_counter() - started
 
-    def _loglikelihood_rolling(self, texts: Sequence[str], stride: int | None) -> list[TokenLogprobs]:
+    def _rolling_rows(self, texts: Sequence[str], stride: int | None) -> tuple[list[Row], list[list[int]]]:
+        """The window rows of all texts, and per text the keys (row indices) of its windows in order."""
         rows: list[Row] = []
         spans: list[list[int]] = []
         for text in texts:
@@ -232,24 +245,46 @@ class HFBackend:
                 keys.append(key)
                 done += scored
             spans.append(keys)
-        scored_rows = self.scorer.score(rows, None)
-        out = []
-        for keys in spans:
-            values: list[float] = []
-            for key in keys:
-                values.extend(scored_rows[key][2])
-            out.append(TokenLogprobs(tuple(values), windows=len(keys)))
-            if self.progress is not None:
-                self.progress(1)
-        return out
+        return rows, spans
+
+    def _loglikelihood_rolling(self, texts: Sequence[str], stride: int | None,
+                               on_results: ResultCallback | None) -> list[TokenLogprobs]:
+        rows, spans = self._rolling_rows(texts, stride)
+        owner = {key: text for text, keys in enumerate(spans) for key in keys}
+        remaining = [len(keys) for keys in spans]
+        scored: dict[int, Scored] = {}
+
+        def joined(text: int) -> TokenLogprobs:
+            keys = spans[text]
+            return TokenLogprobs(tuple(v for key in keys for v in scored[key][2]), windows=len(keys))
+
+        def complete(texts_done: list[int]) -> None:  # a text is a result once all its windows are scored
+            if texts_done and on_results is not None:
+                on_results(texts_done, [joined(t) for t in texts_done])
+            if texts_done and self.progress is not None:
+                self.progress(len(texts_done))
+
+        def on_batch(part: dict[int, Scored]) -> None:
+            scored.update(part)
+            for key in part:
+                remaining[owner[key]] -= 1
+            complete([t for t in dict.fromkeys(owner[key] for key in part) if remaining[t] == 0])
+
+        complete([t for t, keys in enumerate(spans) if not keys])  # empty texts: nothing to run
+        scored.update(self.scorer.score(rows, None, on_batch))
+        return [joined(t) for t in range(len(spans))]
 
     # ---- generation --------------------------------------------------------------------------------------
-    def generate(self, conversations: Sequence[Conversation], config: GenConfig) -> list[Completion]:
+    def generate(self, conversations: Sequence[Conversation], config: GenConfig, *,
+                 on_results: ResultCallback | None = None) -> list[Completion]:
+        """Chat-templated generation; `on_results` gets each finished batch of conversations."""
         prompts = [self.render_chat(conv) for conv in conversations]
-        return self._generate_text(prompts, config, templated=True)
+        return self._generate_text(prompts, config, templated=True, on_results=on_results)
 
-    def complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
-        return self._generate_text(list(prompts), config, templated=False)
+    def complete(self, prompts: Sequence[str], config: GenConfig, *,
+                 on_results: ResultCallback | None = None) -> list[Completion]:
+        """Raw-text continuation; `on_results` gets each finished batch of prompts."""
+        return self._generate_text(list(prompts), config, templated=False, on_results=on_results)
 
     def complete_logprobs(self, prompts: Sequence[str], config: GenConfig,
                           top_logprobs: int) -> list[list[tuple[TokenChoice, ...]]]:
@@ -315,7 +350,8 @@ class HFBackend:
         torch.manual_seed(self.seed if config.seed is None else config.seed)
         return ids, input_ids, gen_kwargs
 
-    def _generate_text(self, prompts: list[str], config: GenConfig, *, templated: bool) -> list[Completion]:
+    def _generate_text(self, prompts: list[str], config: GenConfig, *, templated: bool,
+                       on_results: ResultCallback | None = None) -> list[Completion]:
         import torch
 
         out: list[Completion] = []
@@ -334,6 +370,8 @@ class HFBackend:
                 texts.append(text)
                 reasons.append("stop" if stopped or len(new) < config.max_tokens else "length")
             out.append(Completion(tuple(texts), Usage(len(ids), completion_tokens), tuple(reasons)))
+            if on_results is not None:  # one prompt is one batch here
+                on_results([len(out) - 1], out[-1:])
             if self.progress is not None:
                 self.progress(1)
         return out

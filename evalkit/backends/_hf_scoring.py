@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Row", "ScoreStats", "Scorer"]
+__all__ = ["Row", "ScoreStats", "Scored", "Scorer"]
+
+Scored = tuple[float, bool, tuple[float, ...]]  # (logprob, is_greedy, per-token logprobs) of one target
 
 _LOGIT_CHUNK = 512
 _EQUAL_LENGTH_FROM = 256  # rows at least this long are batched only with rows of the same length (no padding)
@@ -109,7 +111,7 @@ def plan_groups(rows: Sequence[Row], *, min_prefix: int, enabled: bool) -> tuple
 
 
 class Scorer:
-    """Runs rows through a causal LM and returns {target key: (logprob, is_greedy)}."""
+    """Runs rows through a causal LM and returns {target key: (logprob, is_greedy, per-token logprobs)}."""
 
     def __init__(self, model: Any, *, pad_id: int, rows_per_batch: int, token_budget: int,
                  prefix_cache: bool = True, min_prefix: int = 8) -> None:
@@ -124,21 +126,40 @@ class Scorer:
         self.min_prefix = min_prefix
         self.stats = ScoreStats()
 
-    def score(self, rows: Sequence[Row], advance: Callable[[int], None] | None = None
-              ) -> dict[int, tuple[float, bool, tuple[float, ...]]]:
+    def score(self, rows: Sequence[Row], advance: Callable[[int], None] | None = None,
+              on_batch: Callable[[dict[int, Scored]], None] | None = None) -> dict[int, Scored]:
+        """Score every target of `rows`, grouped by shared prefix and batched.
+
+        Args:
+            rows: model inputs and their targets (target keys must be unique across rows).
+            advance: called with the number of targets each batch scored (progress).
+            on_batch: called as each batch finishes with that batch's {target key: result}, so a caller
+                can store partial results while later batches still run.
+
+        Returns:
+            {target key: (logprob, is_greedy, per-token logprobs)} for every target.
+        """
         import torch
 
         groups, unique = plan_groups(rows, min_prefix=self.min_prefix, enabled=self.prefix_cache)
         self.stats.unique_tokens += unique
         self.stats.rows += len(rows)
-        results: dict[int, tuple[float, bool, tuple[float, ...]]] = {}
+        results: dict[int, Scored] = {}
+
+        def finished(batch: list[Row]) -> None:
+            keys = [key for row in batch for key, _ in row.targets]
+            if advance is not None:
+                advance(len(keys))
+            if on_batch is not None:
+                on_batch({key: results[key] for key in keys})
+
         with torch.inference_mode(), _grouped_query_sdpa(self._device):
             for group in groups:
-                self._score_group(group, results, advance)
+                self._score_group(group, results, finished)
         return results
 
-    def _score_group(self, group: _Group, results: dict[int, tuple[float, bool, tuple[float, ...]]],
-                     advance: Callable[[int], None] | None) -> None:
+    def _score_group(self, group: _Group, results: dict[int, Scored],
+                     finished: Callable[[list[Row]], None]) -> None:
         import torch
 
         p = group.prefix_len
@@ -155,8 +176,7 @@ class Scorer:
             size = self._batch_size(members, start, p)
             batch = [row for _, row in members[start:start + size]]
             self._score_batch(batch, p, cache, results)
-            if advance is not None:
-                advance(sum(len(r.targets) for r in batch))
+            finished(batch)
             start += size
 
     def _batch_size(self, members: list[tuple[int, Row]], start: int, p: int) -> int:
@@ -180,7 +200,7 @@ class Scorer:
     def _device(self) -> Any:
         return next(self.model.parameters()).device
 
-    def _score_batch(self, batch: list[Row], p: int, cache: Any, results: dict[int, tuple[float, bool, tuple[float, ...]]]) -> None:
+    def _score_batch(self, batch: list[Row], p: int, cache: Any, results: dict[int, Scored]) -> None:
         import torch
 
         suffixes = [row.tokens_in[p:] for row in batch]

@@ -32,7 +32,7 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
-from evalkit.backends._protocol import Backend, ModelIdentity, RawCompletion
+from evalkit.backends._protocol import Backend, ModelIdentity, RawCompletion, ResultCallback, StreamingResults
 from evalkit.errors import CacheError
 from evalkit.types import (
     Completion,
@@ -171,10 +171,13 @@ def _completion_from_json(v: dict[str, Any]) -> Completion:
 class CachedBackend:
     """Wrap `backend` so every result is read from / written to the SQLite cache at `path`.
 
-    Misses go to the inner backend in chunks of `chunk_size`; each chunk is stored as soon as it returns, so
-    a killed run loses at most one chunk. A read or write that fails mid-run (disk full, lock held too long,
-    damage) warns once and the run continues uncached: results are never lost to the cache. Optional capabilities of the inner
-    backend (`complete`, `render_chat`, `encode`, `stats`, ...) are passed through; `complete` is cached.
+    Misses go to the inner backend in chunks of `chunk_size`. A backend that streams its results
+    (`StreamingResults`, e.g. the transformers backend) gets a callback that commits each of its internal
+    batches as it finishes, so a killed run loses at most one batch even when a chunk is a whole subject;
+    any other backend's chunk is stored as soon as it returns, so a killed run loses at most one chunk. A read
+    or write that fails mid-run (disk full, lock held too long, damage) warns once and the run continues
+    uncached: results are never lost to the cache. Optional capabilities of the inner backend (`complete`,
+    `render_chat`, `encode`, `stats`, ...) are passed through; `complete` is cached.
 
     Args:
         backend: any evalkit backend.
@@ -200,6 +203,7 @@ class CachedBackend:
         self._occ_lock = threading.Lock()
         self._readable = True
         self._writable = True
+        self._streams = isinstance(backend, StreamingResults) and backend.streams_results is True
 
     @property
     def identity(self) -> ModelIdentity:
@@ -227,7 +231,8 @@ class CachedBackend:
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         """Cached `loglikelihood`."""
         keys = [_digest(self._model_key, "loglikelihood", [r.context, r.continuation]) for r in requests]
-        return self._serve(keys, list(requests), "loglikelihood", self.inner.loglikelihood,
+        return self._serve(keys, list(requests), "loglikelihood",
+                           lambda chunk, sink: self.inner.loglikelihood(chunk, **self._stream_kw(sink)),
                            lambda r: [r.logprob, r.is_greedy],
                            lambda v: LoglikelihoodResult(float(v[0]), bool(v[1])))
 
@@ -235,7 +240,8 @@ class CachedBackend:
         """Cached `loglikelihood_rolling` (the stride is part of the key)."""
         keys = [_digest(self._model_key, "loglikelihood_rolling", [t, stride]) for t in texts]
         return self._serve(keys, list(texts), "loglikelihood_rolling",
-                           lambda chunk: self.inner.loglikelihood_rolling(chunk, stride=stride),
+                           lambda chunk, sink: self.inner.loglikelihood_rolling(chunk, stride=stride,
+                                                                               **self._stream_kw(sink)),
                            lambda r: {"logprobs": list(r.logprobs), "windows": r.windows},
                            lambda v: TokenLogprobs(tuple(float(x) for x in v["logprobs"]), int(v["windows"])))
 
@@ -243,13 +249,14 @@ class CachedBackend:
         """Cached `generate`; sampled calls are keyed per sample index as well."""
         keys = self._gen_keys("generate", [_conv_payload(c) for c in conversations], config)
         return self._serve(keys, list(conversations), "generate",
-                           lambda chunk: self.inner.generate(chunk, config),
+                           lambda chunk, sink: self.inner.generate(chunk, config, **self._stream_kw(sink)),
                            _completion_to_json, _completion_from_json)
 
     def _complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
         keys = self._gen_keys("complete", list(prompts), config)
         inner_complete = cast(RawCompletion, self.inner).complete
-        return self._serve(keys, list(prompts), "complete", lambda chunk: inner_complete(chunk, config),
+        return self._serve(keys, list(prompts), "complete",
+                           lambda chunk, sink: inner_complete(chunk, config, **self._stream_kw(sink)),
                            _completion_to_json, _completion_from_json)
 
     def _chat_logprobs(self, conversations: Sequence[Conversation], config: GenConfig, top_logprobs: int,
@@ -260,7 +267,8 @@ class CachedBackend:
         keys = self._gen_keys("chat_logprobs", [[_conv_payload(c), p, top_logprobs] for c, p in items], config)
         inner = self.inner
 
-        def compute(chunk: list[tuple[Conversation, str | None]]) -> list[tuple[TokenChoice, ...]]:
+        def compute(chunk: list[tuple[Conversation, str | None]],
+                    _: ResultCallback) -> list[tuple[TokenChoice, ...]]:
             return inner.chat_logprobs([c for c, _ in chunk], config, top_logprobs,  # type: ignore[attr-defined]
                                        [p for _, p in chunk])
 
@@ -284,8 +292,12 @@ class CachedBackend:
             keys.append(_digest(self._model_key, method, [payload, params, {"sample_index": index}]))
         return keys
 
+    def _stream_kw(self, sink: ResultCallback) -> dict[str, Any]:
+        """`on_results=sink` for a streaming inner backend; nothing for any other."""
+        return {"on_results": sink} if self._streams else {}
+
     def _serve(self, keys: list[str], items: list[T], method: str,
-               compute: Callable[[list[T]], Sequence[R]], encode: Callable[[R], Any],
+               compute: Callable[[list[T], ResultCallback], Sequence[R]], encode: Callable[[R], Any],
                decode: Callable[[Any], R]) -> list[R]:
         found = self._read(keys)
         results: dict[str, R] = {k: decode(v) for k, v in found.items()}
@@ -297,14 +309,38 @@ class CachedBackend:
         self.cache_stats.misses += len(missing)
         pending = list(missing.items())
         for start in range(0, len(pending), self.chunk_size):
-            chunk = pending[start:start + self.chunk_size]
-            computed = list(compute([item for _, item in chunk]))
+            chunk = [key for key, _ in pending[start:start + self.chunk_size]]
+            stored: set[str] = set()
+            store = self._batch_writer(chunk, method, encode, results, stored)
+            computed = list(compute([item for _, item in pending[start:start + self.chunk_size]], store))
             if len(computed) != len(chunk):
                 raise RuntimeError(f"{method}: backend returned {len(computed)} results for {len(chunk)} requests")
-            for (key, _), value in zip(chunk, computed):
-                results[key] = value
-            self._write([(key, method, self._model_key, encode(value)) for (key, _), value in zip(chunk, computed)])
+            store([i for i, key in enumerate(chunk) if key not in stored],
+                  [value for key, value in zip(chunk, computed) if key not in stored])
         return [results[k] for k in keys]
+
+    def _batch_writer(self, chunk: list[str], method: str, encode: Callable[[R], Any], results: dict[str, R],
+                      stored: set[str]) -> ResultCallback:
+        """The `on_results` callback of one chunk: commits the reported rows in one transaction at once."""
+
+        def store(indices: Sequence[int], values: Sequence[Any]) -> None:
+            if len(indices) != len(values):
+                raise RuntimeError(f"{method}: backend reported {len(values)} results for "
+                                   f"{len(indices)} indices")
+            rows = []
+            for index, value in zip(indices, values):
+                if not 0 <= index < len(chunk):
+                    raise RuntimeError(f"{method}: backend reported index {index} of a "
+                                       f"{len(chunk)}-request call")
+                key = chunk[index]
+                results[key] = value
+                if key not in stored:
+                    stored.add(key)
+                    rows.append((key, method, self._model_key, encode(value)))
+            if rows:
+                self._write(rows)
+
+        return store
 
     def _read(self, keys: list[str]) -> dict[str, Any]:
         if not self._readable:

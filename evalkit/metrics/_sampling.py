@@ -1,0 +1,106 @@
+"""Metrics over K samples per question: maj@K, pass@K (Chen et al. 2021), mean@K, with standard errors.
+
+- ``maj@K``: the majority letter of the K samples is correct. Unextractable samples (`None`) do not vote;
+  a question whose samples are all unextractable counts as wrong. Ties are broken by the EARLIEST sample:
+  among the tied letters, the one that some sample gave first (lowest sample index) wins, so the result
+  never depends on letter order and equals sample 0's letter whenever sample 0 is among the tied.
+- ``pass@k``: the unbiased estimator of Chen et al. (2021), "Evaluating Large Language Models Trained on
+  Code", with n samples of which c are correct: 1 - C(n-c, k) / C(n, k), computed in the numerically stable
+  product form 1 - prod_{i=n-c+1}^{n} (1 - k / i). pass@1 equals c / n.
+- ``mean@K``: the mean correctness of the K samples (the expected single-sample accuracy).
+
+Each is a per-question value in [0, 1]; the task value is the mean over questions and its standard error
+the sample standard deviation over questions / sqrt(questions), as for accuracy.
+
+Examples:
+    >>> round(pass_at_k(10, 3, 1), 4), round(pass_at_k(10, 3, 5), 4), pass_at_k(4, 0, 2), pass_at_k(4, 3, 2)
+    (0.3, 0.9167, 0.0, 1.0)
+    >>> majority_letter(["B", "A", "A", "B", None])
+    'B'
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+from evalkit.metrics._aggregate import mean_stderr
+
+__all__ = ["maj_at_k", "majority_letter", "mean_at_k", "pass_at_k", "sampling_metrics"]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one question: n samples, c correct (Chen et al. 2021, stable product form).
+
+    Args:
+        n: samples drawn (n >= 1).
+        c: correct samples (0 <= c <= n).
+        k: the k of pass@k (1 <= k <= n).
+    """
+    if not (n >= 1 and 0 <= c <= n and 1 <= k <= n):
+        raise ValueError(f"pass@k needs n >= 1, 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def majority_letter(letters: Sequence[str | None]) -> str | None:
+    """The most frequent non-None letter; ties go to the tied letter that appears first in `letters`."""
+    votes = Counter(x for x in letters if x is not None)
+    if not votes:
+        return None
+    top = max(votes.values())
+    return next(x for x in letters if x is not None and votes[x] == top)
+
+
+def maj_at_k(samples: Sequence[Sequence[str | None]], targets: Sequence[str]) -> tuple[float, float]:
+    """maj@K over questions: mean and standard error of [majority letter == target]."""
+    _check(samples, targets)
+    return mean_stderr([1.0 if majority_letter(s) == t else 0.0 for s, t in zip(samples, targets)])
+
+
+def mean_at_k(samples: Sequence[Sequence[str | None]], targets: Sequence[str]) -> tuple[float, float]:
+    """mean@K over questions: mean and standard error of each question's fraction of correct samples."""
+    _check(samples, targets)
+    return mean_stderr([sum(x == t for x in s) / len(s) for s, t in zip(samples, targets)])
+
+
+def _pass_values(samples: Sequence[Sequence[str | None]], targets: Sequence[str], k: int) -> list[float]:
+    _check(samples, targets)
+    return [pass_at_k(len(s), sum(x == t for x in s), k) for s, t in zip(samples, targets)]
+
+
+def _check(samples: Sequence[Sequence[str | None]], targets: Sequence[str]) -> None:
+    if len(samples) != len(targets):
+        raise ValueError(f"{len(samples)} questions of samples but {len(targets)} targets")
+    if any(len(s) == 0 for s in samples):
+        raise ValueError("every question needs at least one sample")
+
+
+def sampling_metrics(samples: Sequence[Sequence[str | None]], targets: Sequence[str]) -> dict[str, float]:
+    """maj@K, pass@K, pass@1 and mean@K (K = samples per question, the smallest if they differ) with stderr.
+
+    Args:
+        samples: per question, the extracted letter of each sample (None = unextractable).
+        targets: per question, the correct letter.
+
+    Returns:
+        {"maj@K", "maj@K_stderr", "pass@K", "pass@K_stderr", "pass@1", "pass@1_stderr", "mean@K",
+        "mean@K_stderr"}; empty when there are no questions.
+
+    Examples:
+        >>> m = sampling_metrics([["A", "B", "A"], ["C", "C", "D"]], ["A", "D"])
+        >>> round(m["maj@3"], 3), round(m["pass@3"], 3), round(m["mean@3"], 3)
+        (0.5, 1.0, 0.5)
+    """
+    if not samples:
+        return {}
+    k = min(len(s) for s in samples)
+    out: dict[str, float] = {}
+    for name, (value, se) in ((f"maj@{k}", maj_at_k(samples, targets)),
+                              (f"pass@{k}", mean_stderr(_pass_values(samples, targets, k))),
+                              ("pass@1", mean_stderr(_pass_values(samples, targets, 1))),
+                              (f"mean@{k}", mean_at_k(samples, targets))):
+        out[name], out[f"{name}_stderr"] = value, se
+    return out

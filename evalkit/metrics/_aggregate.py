@@ -57,8 +57,21 @@ def aggregate_groups(per_subject: Mapping[str, Sequence[float]], groups: Mapping
     return out
 
 
-def corpus_perplexity(total_logprob: float, units: int) -> float:
-    """exp(-Σ log p / Σ units): token, word or byte perplexity of a corpus (units counted over the corpus)."""
+def corpus_perplexity(total_logprob: float, units: int) -> float | None:
+    """exp(-Σ log p / Σ units): token, word or byte perplexity of a corpus (units counted over the corpus).
+
+    None when there is nothing to divide by, or when the result overflows a float (word perplexity of text
+    without spaces, e.g. Chinese): the caller reports it as null with a note, never as an exception.
+
+    Examples:
+        >>> round(corpus_perplexity(-6.0, 3), 4)
+        7.3891
+        >>> corpus_perplexity(-5000.0, 1) is None
+        True
+    """
     if units <= 0:
-        return math.nan
-    return math.exp(-total_logprob / units)
+        return None
+    try:
+        return math.exp(-total_logprob / units)
+    except OverflowError:
+        return None

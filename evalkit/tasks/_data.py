@@ -6,23 +6,37 @@ file and row and skipped; the caller counts them into results.json.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from evalkit.errors import DataError
+from evalkit.errors import ConfigError, DataError
 
-__all__ = ["DataSource", "HubSource", "Rows", "bundled_root", "read_rows", "read_text_source", "tasks_root"]
+__all__ = ["DataSource", "HubSource", "RecordFile", "Rows", "Warn", "bundled_root", "check_data_dir", "decode_text",
+           "missing_data_message", "read_file_rows", "read_rows", "read_text_file", "read_text_source",
+           "tasks_root"]
+
+Warn = Callable[[str], None]
+RecordFile = Callable[[Path], None]  # RunContext.record_file: provenance of every data file read
+_CSV_DEFAULT_LIMIT = 131072
+
+
+def _ignore(_: Any) -> None:
+    """The default warn / record_file callback: do nothing."""
 
 Origin = Literal["local", "hub", "demo", "file"]
 _hub_failed: list[str] = []  # once the hub is unreachable, stop trying for the rest of the process
-FILES_READ: set[str] = set()  # every data file read, for the run manifest
+# Deprecated: files read are recorded through RunContext.record_file; kept only until the runner and the
+# other loaders stop reading it. Nothing in this module writes to it.
+FILES_READ: set[str] = set()
 
 
 
@@ -46,7 +60,17 @@ class DataSource(BaseModel):
     local: str | None = None
     hub: HubSource | None = None
     demo: str | None = None
-    encoding: str = "utf-8-sig"
+    encoding: str = "auto"  # "auto": UTF-8 (with or without BOM), else GB18030/GBK detected; or a codec name
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        if value != "auto":
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding '{value}'; use auto, utf-8, gb18030, ...") from None
+        return value
 
 
 @dataclass
@@ -70,38 +94,160 @@ def tasks_root() -> Path:
     return bundled_root() / "tasks"
 
 
-def _read_csv(path: Path, encoding: str) -> tuple[list[dict[str, str]], list[int]]:
-    text = path.read_text(encoding=encoding)
+def check_data_dir(path: str | Path) -> Path:
+    """The --data-dir / EVALKIT_DATA_DIR folder, checked: a missing folder or a file is a ConfigError.
+
+    Without this check a typo in the folder name silently ran on the demo set.
+    """
+    folder = Path(path).expanduser()
+    if folder.is_file():
+        raise ConfigError(f"--data-dir {folder}: is a file, not a folder; give the folder that holds "
+                          f"cmmlu/, ceval/, ... (the layout of ../shared/data) or unset EVALKIT_DATA_DIR")
+    if not folder.is_dir():
+        raise ConfigError(f"--data-dir {folder}: no such folder; check the path, get data with "
+                          f"`evalkit data pull TASK --to DIR`, or unset EVALKIT_DATA_DIR")
+    return folder
+
+
+def _raise_csv_field_limit() -> None:
+    """Long-context CSVs have cells over csv's default 128 KB limit; allow the largest the platform takes."""
+    limit = sys.maxsize
+    while limit > _CSV_DEFAULT_LIMIT:
+        try:
+            csv.field_size_limit(limit)
+            return
+        except OverflowError:  # a C long is 32 bits on some platforms
+            limit //= 2
+
+
+def _looks_like_chinese(text: str) -> bool:
+    """Whether text decoded as GB18030 is plausibly Chinese rather than another encoding misread."""
+    wide = [c for c in text if ord(c) > 127]
+    if any(0xE000 <= ord(c) <= 0xF8FF for c in wide):  # private-use code points: not GB text
+        return False
+    common = 0
+    for char in wide:
+        try:
+            char.encode("gb2312")
+            common += 1
+        except UnicodeEncodeError:
+            pass
+    return common >= 0.5 * len(wide)
+
+
+def decode_text(data: bytes, path: Path, encoding: str = "auto", warn: Warn = _ignore) -> str:
+    """Decode a data file: UTF-8 (BOM or not), else UTF-16 with a BOM, else GB18030/GBK Chinese (with one
+    warning naming the file and the encoding); anything else is one DataError naming file, line and byte.
+
+    `encoding` other than "auto" is used as given (a task YAML's `data.encoding`).
+
+    Examples:
+        >>> decode_text("答案".encode("gb18030"), Path("x.csv"), warn=print)
+        x.csv: not UTF-8; read as GB18030 (GBK) Chinese text. Convert it once to silence this: iconv -f GB18030 -t UTF-8 x.csv > x.utf8.csv
+        '答案'
+    """
+    if encoding != "auto":
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise DataError(f"{path}:{line}: byte {exc.start} is not "
+                            f"{encoding} (data.encoding in the task YAML); fix the encoding setting or "
+                            f"convert the file") from None
+    body = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.start + len(data) - len(body)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        warn(f"{path}: read as UTF-16 (byte-order mark found); convert it to UTF-8 to silence this")
+        return data.decode("utf-16")
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        text = ""
+    if text and _looks_like_chinese(text):
+        warn(f"{path}: not UTF-8; read as GB18030 (GBK) Chinese text. Convert it once to silence this: "
+             f"iconv -f GB18030 -t UTF-8 {path} > {path.with_suffix('.utf8' + path.suffix).name}")
+        return text.removeprefix("\ufeff")
+    line = data.count(b"\n", 0, bad) + 1
+    raise DataError(f"{path}:{line}: byte {bad} (0x{data[bad]:02x}) is neither UTF-8 nor GB18030/GBK; "
+                    f"convert the file to UTF-8 (iconv -f <its encoding> -t UTF-8)")
+
+
+def read_text_file(path: Path, *, encoding: str = "auto", warn: Warn = _ignore,
+                   record_file: RecordFile = _ignore) -> str:
+    """The decoded text of one data file (see `decode_text`), recorded for the run manifest."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror}); check the path and its permissions") from None
+    record_file(path)
+    return decode_text(data, path, encoding, warn)
+
+
+def _read_csv(path: Path, text: str) -> tuple[list[dict[str, str]], list[int]]:
+    if csv.field_size_limit() <= _CSV_DEFAULT_LIMIT:
+        _raise_csv_field_limit()
     reader = csv.DictReader(io.StringIO(text, newline=""))
     rows, lines = [], []
-    for row in reader:
-        rows.append({(k or "").strip(): v for k, v in row.items()})  # None = the row lacks that column
-        lines.append(reader.line_num)
+    try:
+        header = [(name or "").strip() for name in (reader.fieldnames or [])]
+        seen: dict[str, int] = {}
+        for number, name in enumerate(header, 1):
+            if name and name in seen:
+                raise DataError(f"{path}:1: column '{name}' appears twice in the header (columns {seen[name]} "
+                                f"and {number}); rename or delete one of them")
+            seen.setdefault(name, number)
+        for row in reader:
+            rows.append({(k or "").strip(): v for k, v in row.items()})  # None = the row lacks that column
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc}); fix that row") from None
     return rows, lines
 
 
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+def _read_json_rows(path: Path, text: str) -> tuple[list[dict[str, Any]], list[int]]:
+    """JSON Lines, or a `.json` file holding one list of objects (LongBench v2's data.json)."""
     import orjson
 
-    rows, lines = [], []
-    with path.open("rb") as fh:
-        for n, line in enumerate(fh, 1):
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        try:
+            items = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON ({exc}); fix or re-download the file") from None
+        numbered = list(enumerate(items, 1))
+    else:
+        numbered = []
+        for number, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:
-                rows.append(orjson.loads(line))
+                numbered.append((number, orjson.loads(line)))
             except orjson.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: not valid JSON ({exc}); fix or delete that line") from None
-            lines.append(n)
-    return rows, lines
+                raise DataError(f"{path}:{number}: not valid JSON ({exc}); fix or delete that line") from None
+    for number, item in numbered:
+        if not isinstance(item, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object per record, got {type(item).__name__}; "
+                            f"fix that record")
+    return [item for _, item in numbered], [number for number, _ in numbered]
 
 
-def read_file_rows(path: Path, encoding: str = "utf-8-sig") -> tuple[list[dict[str, Any]], list[int]]:
-    """Read a CSV or JSON Lines file into rows of strings (CSV) or objects (JSONL)."""
-    FILES_READ.add(str(path))
+def read_file_rows(path: Path, encoding: str = "auto", *, warn: Warn = _ignore,
+                   record_file: RecordFile = _ignore) -> tuple[list[dict[str, Any]], list[int]]:
+    """Read a CSV or JSON (Lines) file into rows of strings (CSV) or objects (JSON), with each row's line.
+
+    An empty or header-only file is a DataError: a task must never score n = 0 silently.
+    """
+    text = read_text_file(path, encoding=encoding, warn=warn, record_file=record_file)
     if path.suffix in (".jsonl", ".json"):
-        return _read_jsonl(path)
-    return _read_csv(path, encoding)
+        rows, lines = _read_json_rows(path, text)
+    else:
+        rows, lines = _read_csv(path, text)
+    if not rows:
+        what = "is empty" if not text.strip() else "has no data rows (only a header?)"
+        raise DataError(f"{path}: {what}; add rows, or restore the file (evalkit data pull / data check)")
+    return rows, lines
 
 
 def hub_allowed() -> bool:
@@ -118,6 +264,10 @@ def load_hub(hub: HubSource, subject: str, split: str) -> list[dict[str, Any]] |
         import datasets
     except ImportError:
         return None
+    from evalkit._offline import hub_reachable
+
+    if not hub_reachable():  # one short probe per process (then offline mode) instead of datasets' retries
+        return None
     name = hub.name.format(subject=subject) if hub.name else None
     try:
         ds = datasets.load_dataset(hub.path, name, split=hub.split_names.get(split, split))
@@ -128,13 +278,18 @@ def load_hub(hub: HubSource, subject: str, split: str) -> list[dict[str, Any]] |
 
 
 def read_rows(source: DataSource, *, subject: str, split: str, data_dir: Path | None,
-              prefer: Origin | None = None, warn: Callable[[str], None] = lambda m: None) -> Rows | None:
-    """Rows for one subject and split, from the first place that has them (None if nowhere)."""
+              prefer: Origin | None = None, warn: Warn = _ignore, record_file: RecordFile = _ignore) -> Rows | None:
+    """Rows for one subject and split, from the first place that has them (None if nowhere).
+
+    `warn` receives data warnings (a GB18030 file); `record_file` every file read (RunContext.record_file).
+    """
+    if data_dir is not None:
+        data_dir = check_data_dir(data_dir)
     fill = {"subject": subject, "split": split}
     if source.local and data_dir is not None and prefer in (None, "local"):
         path = data_dir / source.local.format(**fill)
         if path.is_file():
-            rows, lines = read_file_rows(path, source.encoding)
+            rows, lines = read_file_rows(path, source.encoding, warn=warn, record_file=record_file)
             return Rows(rows, "local", str(path), lines)
         if prefer == "local":
             return None
@@ -148,23 +303,58 @@ def read_rows(source: DataSource, *, subject: str, split: str, data_dir: Path | 
     if source.demo:
         path = tasks_root() / source.demo.format(**fill)
         if path.is_file():
-            rows, lines = read_file_rows(path, source.encoding)
+            rows, lines = read_file_rows(path, source.encoding, warn=warn, record_file=record_file)
             return Rows(rows, "demo", str(path), lines)
     return None
 
 
-def read_text_source(source: DataSource, data_dir: Path | None, path_arg: str | None
-                     ) -> tuple[str, Origin, str]:
+def local_paths(source: DataSource, data_dir: Path | None, subjects: list[str], split: str) -> list[Path]:
+    """The files the data dir is searched for, one per subject (empty without a data dir or `local`)."""
+    if data_dir is None or not source.local:
+        return []
+    return [data_dir / source.local.format(subject=s, split=split) for s in subjects]
+
+
+def missing_data_message(task: str, source: DataSource, data_dir: Path | None, subjects: list[str],
+                         split: str) -> str:
+    """One line for "no data anywhere": the exact paths tried, then how to get the data."""
+    tried: list[str] = []
+    paths = local_paths(source, data_dir, subjects, split)
+    if paths:
+        more = f" (and {len(paths) - 1} more)" if len(paths) > 1 else ""
+        tried.append(f"looked for {paths[0]}{more}")
+    elif source.local:
+        tried.append(f"no --data-dir given (it is searched for {source.local})")
+    if source.hub:
+        state = "offline" if not hub_allowed() else "unreachable"
+        tried.append(f"the HF hub {source.hub.path} ({state})")
+    if source.demo:
+        first = subjects[0] if subjects else ""
+        tried.append(f"the demo set {tasks_root() / source.demo.format(subject=first, split=split)}")
+    layout = f"DIR/{source.local}" if source.local else "DIR"
+    return (f"{task}: no data found: {'; '.join(tried) or 'no data source in the task file'}; pass --data-dir DIR "
+            f"holding {layout}, or get it with `evalkit data pull {task} --to DIR`")
+
+
+def read_text_source(source: DataSource, data_dir: Path | None, path_arg: str | None, *, task: str = "this task",
+                     warn: Warn = _ignore, record_file: RecordFile = _ignore) -> tuple[str, Origin, str]:
     """Whole text of a perplexity corpus: an explicit file, the data dir, the hub, or the demo text."""
+    if data_dir is not None:
+        data_dir = check_data_dir(data_dir)
+
+    def read(path: Path) -> str:
+        return read_text_file(path, encoding=source.encoding, warn=warn, record_file=record_file)
+
     if path_arg:
         path = Path(path_arg).expanduser()
         if not path.is_file():
-            raise DataError(f"--task-args path={path_arg}: no such file; give a UTF-8 text file")
-        return _read_text(path), "file", str(path)
+            raise DataError(f"--task-args path={path_arg}: no such file (looked for {path.resolve()}); "
+                            f"give a text file (UTF-8 or GB18030)")
+        return read(path), "file", str(path)
     if source.local and data_dir is not None:
         path = data_dir / source.local
         if path.is_file():
-            return _read_text(path), "local", str(path)
+            return read(path), "local", str(path)
     if source.hub:
         rows = load_hub(source.hub, "", "test")
         if rows is not None:
@@ -173,14 +363,5 @@ def read_text_source(source: DataSource, data_dir: Path | None, path_arg: str | 
     if source.demo:
         path = tasks_root() / source.demo
         if path.is_file():
-            return _read_text(path), "demo", str(path)
-    where = f"{data_dir}/{source.local}" if source.local and data_dir else (source.local or "the hub")
-    raise DataError(f"no data found at {where}; pass --data-dir DIR (layout of ../shared/data) or set EVALKIT_DATA_DIR")
-
-
-def _read_text(path: Path) -> str:
-    FILES_READ.add(str(path))
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); convert it with iconv -t UTF-8") from None
+            return read(path), "demo", str(path)
+    raise DataError(missing_data_message(task, source, data_dir, [""], ""))

@@ -22,7 +22,17 @@ from typing import Any
 from urllib.parse import urlparse
 
 from evalkit.errors import DataError
-from evalkit.tasks._data import HubSource, hub_allowed, load_hub, read_file_rows, tasks_root
+from evalkit.tasks._data import (
+    HubSource,
+    RecordFile,
+    Warn,
+    check_data_dir,
+    hub_allowed,
+    load_hub,
+    read_file_rows,
+    read_text_file,
+    tasks_root,
+)
 
 __all__ = ["LongBenchConfig", "Records", "load_config", "load_records", "load_v2_records", "load_v2_templates"]
 
@@ -49,41 +59,49 @@ class LongBenchConfig:
     sources: dict[str, str]
 
 
-def _read_json(path: Path) -> Any:
+def _ignore(_: Any) -> None:
+    """Default warn / record_file callback."""
+
+
+def _read_json(path: Path, record_file: RecordFile) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read as JSON ({exc}); restore the file from the LongBench repo") from None
+        return json.loads(read_text_file(path, record_file=record_file))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); restore the file from the LongBench "
+                        f"repo") from None
 
 
 def load_config(data_dir: Path | None, fallback_prompts: dict[str, str], fallback_maxlen: dict[str, int],
-                *, model2maxlen_file: str = "config/model2maxlen.json") -> LongBenchConfig:
+                *, model2maxlen_file: str = "config/model2maxlen.json", record_file: RecordFile = _ignore
+                ) -> LongBenchConfig:
     """The official config files from `DIR/longbench/` where present, else the task YAML's own prompts."""
-    root = data_dir / "longbench" if data_dir is not None else None
+    root = check_data_dir(data_dir) / "longbench" if data_dir is not None else None
     prompts, maxlen, models = dict(fallback_prompts), dict(fallback_maxlen), {}
     sources = {"prompts": "evalkit fallback prompts (tasks/*.yaml; not the official wording)",
                "max_new_tokens": "task YAML", "model_max_length": "none"}
     if root is not None:
         path = root / "config" / "dataset2prompt.json"
         if path.is_file():
-            prompts.update({str(k): str(v) for k, v in _read_json(path).items()})
+            prompts.update({str(k): str(v) for k, v in _read_json(path, record_file).items()})
             sources["prompts"] = str(path)
         path = root / "config" / "dataset2maxlen.json"
         if path.is_file():
-            maxlen.update({str(k): int(v) for k, v in _read_json(path).items()})
+            maxlen.update({str(k): int(v) for k, v in _read_json(path, record_file).items()})
             sources["max_new_tokens"] = str(path)
         path = root / model2maxlen_file
         if path.is_file():
-            models = {str(k): int(v) for k, v in _read_json(path).items()}
+            models = {str(k): int(v) for k, v in _read_json(path, record_file).items()}
             sources["model_max_length"] = str(path)
     return LongBenchConfig(prompts, maxlen, models, sources)
 
 
-def load_v2_templates(data_dir: Path | None, fallback: dict[str, str]) -> tuple[dict[str, str], str]:
+def load_v2_templates(data_dir: Path | None, fallback: dict[str, str], *, record_file: RecordFile = _ignore
+                      ) -> tuple[dict[str, str], str]:
     """LongBench v2 templates from `DIR/longbench/v2_prompts/*.txt`, else the YAML's fallback texts."""
-    folder = data_dir / "longbench" / "v2_prompts" if data_dir is not None else None
+    folder = check_data_dir(data_dir) / "longbench" / "v2_prompts" if data_dir is not None else None
     if folder is not None and all((folder / f"{n}.txt").is_file() for n in V2_TEMPLATE_NAMES):
-        return {n: (folder / f"{n}.txt").read_text(encoding="utf-8") for n in V2_TEMPLATE_NAMES}, str(folder)
+        return ({n: read_text_file(folder / f"{n}.txt", record_file=record_file) for n in V2_TEMPLATE_NAMES},
+                str(folder))
     return dict(fallback), "evalkit fallback templates (tasks/longbench_v2.yaml; not the official wording)"
 
 
@@ -104,10 +122,10 @@ def hub_usable() -> bool:
     return hub_allowed() and _hub_reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
 
 
-def _local(path: Path) -> Records | None:
+def _local(path: Path, warn: Warn, record_file: RecordFile) -> Records | None:
     if not path.is_file():
         return None
-    rows, _lines = read_file_rows(path)
+    rows, _lines = read_file_rows(path, warn=warn, record_file=record_file)
     return Records(rows, "local", str(path), list(range(len(rows))))
 
 
@@ -126,19 +144,27 @@ def demo_dir() -> Path:
 
 
 def load_records(datasets: list[str], *, data_dir: Path | None, file_suffix: str, hub_repo: str,
-                 use_hub: bool, use_demo: bool, warn: Callable[[str], None]) -> dict[str, Records]:
-    """Records per dataset name; missing ones are named through `warn`, one line each, and left out."""
+                 use_hub: bool, use_demo: bool, warn: Callable[[str], None],
+                 record_file: RecordFile = _ignore) -> dict[str, Records]:
+    """Records per dataset name; missing ones are named through `warn`, one line each, and left out.
+
+    `record_file` receives every file read (RunContext.record_file, for the run manifest).
+    """
+    if data_dir is not None:
+        data_dir = check_data_dir(data_dir)
     found: dict[str, Records] = {}
     for name in datasets:
         file_name = f"{name}{file_suffix}"
-        rec = _local(data_dir / "longbench" / "data" / f"{file_name}.jsonl") if data_dir is not None else None
+        local_file = data_dir / "longbench" / "data" / f"{file_name}.jsonl" if data_dir is not None else None
+        rec = _local(local_file, warn, record_file) if local_file is not None else None
         if rec is None and use_hub:
             rec = _hub(hub_repo, file_name, "test")
         if rec is not None:
             found[name] = rec
     if not found and use_demo:
         for name in datasets:
-            rec = _local(demo_dir() / f"{name}{file_suffix}.jsonl") or _local(demo_dir() / f"{name}.jsonl")
+            rec = (_local(demo_dir() / f"{name}{file_suffix}.jsonl", warn, record_file)
+                   or _local(demo_dir() / f"{name}.jsonl", warn, record_file))
             if rec is not None:
                 rec.origin = "demo"
                 found[name] = rec
@@ -154,27 +180,20 @@ def load_records(datasets: list[str], *, data_dir: Path | None, file_suffix: str
     return found
 
 
-def load_v2_records(data_dir: Path | None, *, use_hub: bool, use_demo: bool) -> Records | None:
+def load_v2_records(data_dir: Path | None, *, use_hub: bool, use_demo: bool, warn: Warn = _ignore,
+                    record_file: RecordFile = _ignore) -> Records | None:
     """LongBench v2: `DIR/longbench/v2/data.json` (a JSON list, or JSON Lines), else the hub, else the demo."""
     if data_dir is not None:
         for candidate in ("data.json", "data.jsonl"):
-            path = data_dir / "longbench" / "v2" / candidate
-            if path.is_file():
-                text = path.read_text(encoding="utf-8")
-                if text.lstrip().startswith("["):
-                    try:
-                        rows = json.loads(text)
-                    except json.JSONDecodeError as exc:
-                        raise DataError(f"{path}: not valid JSON ({exc}); re-download data.json") from None
-                else:
-                    rows, _ = read_file_rows(path)
-                return Records(rows, "local", str(path), list(range(len(rows))))
+            rec = _local(check_data_dir(data_dir) / "longbench" / "v2" / candidate, warn, record_file)
+            if rec is not None:
+                return rec
     if use_hub:
         rec = _hub("THUDM/LongBench-v2", None, "train")
         if rec is not None:
             return rec
     if use_demo:
-        rec = _local(demo_dir() / "v2.jsonl")
+        rec = _local(demo_dir() / "v2.jsonl", warn, record_file)
         if rec is not None:
             rec.origin = "demo"
             return rec

@@ -13,20 +13,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from evalkit.backends._protocol import Backend
 from evalkit.errors import ConfigError, DataError, UnsupportedRequest
 from evalkit.metrics import aggregate_groups, macro_mean_stderr, mean_stderr
-from evalkit.tasks._data import DataSource, Rows, read_rows
+from evalkit.tasks._data import (
+    DataSource,
+    Rows,
+    check_data_dir,
+    local_paths,
+    missing_data_message,
+    read_rows,
+    read_text_file,
+)
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
-from evalkit.tasks._prompt import render
+from evalkit.tasks._prompt import render, template_variables
 from evalkit.tasks._spec import TaskSpecBase
 from evalkit.types import GenConfig, LoglikelihoodRequest, Message
 
 __all__ = ["MultipleChoiceSpec", "PromptStyle", "build_prompt", "run"]
 
 _TASK_ARGS = {"prompt_style", "fewshot_sampler"}
+_SUBJECT_VARIABLES = frozenset({"subject", "subject_zh", "subject_name"})
+_QUESTION_VARIABLES = _SUBJECT_VARIABLES | {"question", "choices", "answer"}  # + one variable per option letter
 
 
 class PromptStyle(BaseModel):
@@ -37,6 +47,19 @@ class PromptStyle(BaseModel):
     doc_to_text: str
     target_delimiter: str = " "
     fewshot_delimiter: str = "\n\n"
+
+    @field_validator("description", "doc_to_text")
+    @classmethod
+    def _template_ok(cls, value: str, info: ValidationInfo) -> str:
+        """Catch a template's syntax error or misspelt variable when the task file loads, not mid-run."""
+        known = _SUBJECT_VARIABLES if info.field_name == "description" else _QUESTION_VARIABLES
+        unknown = sorted(v for v in template_variables(value)
+                         if v not in known and not (len(v) == 1 and v.isupper()))
+        if unknown:
+            raise ValueError(f"unknown template variable(s) {', '.join(unknown)}; available: "
+                             f"{', '.join(sorted(known))}" + ("" if info.field_name == "description" else
+                                                              " and the option letters (A, B, ...)"))
+        return value
 
 
 class Columns(BaseModel):
@@ -60,15 +83,15 @@ class MultipleChoiceSpec(TaskSpecBase):
     eval_split: str = "test"
     fewshot_split: str | None = None
     columns: Columns = Columns()
-    letters: list[str] = ["A", "B", "C", "D"]
+    letters: list[str] = Field(default_factory=lambda: ["A", "B", "C", "D"])
     num_fewshot: int = Field(default=0, ge=0)
     fewshot_sampler: Literal["first_n", "random"] = "first_n"
     default_prompt_style: str = "default"
     prompt_styles: dict[str, PromptStyle]
-    metrics: list[Literal["acc", "acc_norm"]] = ["acc", "acc_norm"]
-    subjects: dict[str, SubjectInfo] = {}
+    metrics: list[Literal["acc", "acc_norm"]] = Field(default_factory=lambda: ["acc", "acc_norm"])
+    subjects: dict[str, SubjectInfo] = Field(default_factory=dict)
     subjects_file: str | None = None  # a subject mapping JSON under the data dir (C-Eval or CMMLU layout)
-    group_order: list[str] = []
+    group_order: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> MultipleChoiceSpec:
@@ -156,17 +179,19 @@ def _options(spec: MultipleChoiceSpec, ctx: RunContext) -> tuple[PromptStyle, st
     return spec.prompt_styles[style_name], style_name, shots, sampler
 
 
-def _subjects_from_file(spec: MultipleChoiceSpec, data_dir: Path | None) -> dict[str, SubjectInfo]:
+def _subjects_from_file(spec: MultipleChoiceSpec, ctx: RunContext) -> dict[str, SubjectInfo]:
     """Read subjects from a mapping file: {subject: [en, zh, category]} (C-Eval, FinEval) or
     {subject: {"name_zh": ..., "categories": [...]}} (CMMLU)."""
     if not spec.subjects_file:
         return {}
-    path = Path(spec.subjects_file) if data_dir is None else data_dir / spec.subjects_file
+    path = Path(spec.subjects_file) if ctx.data_dir is None else ctx.data_dir / spec.subjects_file
     if not path.is_file():
-        raise DataError(f"{spec.name}: subjects_file {path} not found; pass --data-dir or list subjects in "
+        fix = "pass --data-dir DIR holding it" if ctx.data_dir is None else "put it there"
+        raise DataError(f"{spec.name}: subjects_file not found: looked for {path.resolve()}; {fix}, get the data "
+                        f"with `evalkit data pull {spec.name} --to DIR`, or list subjects in "
                         f"{spec.source_file or 'the task YAML'}")
     try:
-        mapping = json.loads(path.read_text(encoding="utf-8-sig"))
+        mapping = json.loads(read_text_file(path, warn=ctx.warn, record_file=ctx.record_file))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     table: dict[str, SubjectInfo] = {}
@@ -195,61 +220,93 @@ def _select_subjects(spec: MultipleChoiceSpec, ctx: RunContext) -> list[str]:
 
 
 class _SubjectData:
-    def __init__(self, questions: list[Question], shots: list[Question], origin: str, skipped: int) -> None:
+    def __init__(self, questions: list[Question], shots: list[Question], origin: str, skipped: int,
+                 location: str) -> None:
         self.questions, self.shots, self.origin, self.skipped = questions, shots, origin, skipped
+        self.location = location
+
+
+def _few_shots(spec: MultipleChoiceSpec, ctx: RunContext, subject: str, rows: Rows, num_shots: int,
+               sampler: str) -> tuple[list[Question], int]:
+    """The few-shot examples of one subject, and how many rows of its few-shot file were skipped."""
+    if not (num_shots and spec.fewshot_split):
+        return [], 0
+    shot_rows = read_rows(spec.data, subject=subject, split=spec.fewshot_split, data_dir=ctx.data_dir,
+                          prefer=rows.origin, warn=ctx.warn, record_file=ctx.record_file)
+    if shot_rows is None:
+        looked = local_paths(spec.data, ctx.data_dir, [subject], spec.fewshot_split) if rows.origin == "local" else []
+        where = f"looked for {looked[0]}" if looked else f"none next to {rows.location}"
+        raise DataError(f"{spec.name}:{subject}: no '{spec.fewshot_split}' split for few-shot examples ({where}); "
+                        f"add it or pass --num-fewshot 0")
+    pool, bad = _validate_rows(spec, shot_rows, ctx.warn)
+    if sampler == "random":
+        pool = random.Random(ctx.seed).sample(pool, len(pool))
+    if len(pool) < num_shots:
+        ctx.warn(f"{spec.name}:{subject}: only {len(pool)} few-shot examples available (asked for {num_shots})")
+    return pool[:num_shots], bad
 
 
 def _load_subjects(spec: MultipleChoiceSpec, ctx: RunContext, subjects: list[str], num_shots: int,
                    sampler: str) -> tuple[dict[str, _SubjectData], str, list[str]]:
+    """Data of each subject found (all from one origin), the origin, and the subjects not found.
+
+    A subject whose rows were all skipped is left out with a warning; when that leaves nothing, the task
+    fails with a DataError naming the files, instead of finishing with n = 0.
+    """
     loaded: dict[str, _SubjectData] = {}
     origin: Any = None
     missing: list[str] = []
+    unusable: list[str] = []
     for subject in subjects:
         rows = read_rows(spec.data, subject=subject, split=spec.eval_split, data_dir=ctx.data_dir,
-                         prefer=origin, warn=ctx.warn)
+                         prefer=origin, warn=ctx.warn, record_file=ctx.record_file)
         if rows is None:
             missing.append(subject)
             continue
         origin = rows.origin
         questions, skipped = _validate_rows(spec, rows, ctx.warn)
+        if not questions:
+            unusable.append(rows.location)
+            ctx.warn(f"{rows.location}: all {len(rows.rows)} rows were skipped (see the warnings above); "
+                     f"subject {subject} left out")
+            continue
+        shots, bad_shots = _few_shots(spec, ctx, subject, rows, num_shots, sampler)
         if ctx.limit is not None:
             questions = questions[:ctx.limit]
-        shots: list[Question] = []
-        if num_shots and spec.fewshot_split:
-            shot_rows = read_rows(spec.data, subject=subject, split=spec.fewshot_split, data_dir=ctx.data_dir,
-                                  prefer=origin, warn=ctx.warn)
-            if shot_rows is None:
-                raise DataError(f"{spec.name}:{subject}: no '{spec.fewshot_split}' split for few-shot examples "
-                                f"next to {rows.location}; add it or pass --num-fewshot 0")
-            pool, bad = _validate_rows(spec, shot_rows, ctx.warn)
-            skipped += bad
-            if sampler == "random":
-                pool = random.Random(ctx.seed).sample(pool, len(pool))
-            shots = pool[:num_shots]
-            if len(shots) < num_shots:
-                ctx.warn(f"{spec.name}:{subject}: only {len(shots)} few-shot examples available "
-                         f"(asked for {num_shots})")
-        loaded[subject] = _SubjectData(questions, shots, rows.origin, skipped)
+        loaded[subject] = _SubjectData(questions, shots, rows.origin, skipped + bad_shots, rows.location)
+    if unusable and not loaded:
+        more = f" (and {len(unusable) - 1} more files)" if len(unusable) > 1 else ""
+        raise DataError(f"{spec.name}: every row of {unusable[0]}{more} was skipped, nothing to score; fix the "
+                        f"rows or the task's columns/letters ({spec.source_file or 'the task YAML'})")
     return loaded, str(origin), missing
+
+
+def _data_warnings(spec: MultipleChoiceSpec, ctx: RunContext, loaded: dict[str, _SubjectData], origin: str,
+                   missing: list[str]) -> None:
+    """Say when the run is on the demo set, or when subjects were not found, with the paths looked for."""
+    looked = local_paths(spec.data, ctx.data_dir, missing or list(loaded), spec.eval_split)
+    if origin == "demo":
+        searched = f" (looked for {looked[0]}{' and others' if len(looked) > 1 else ''})" if looked else ""
+        ctx.warn(f"{spec.name}: using evalkit's small DEMO set ({len(loaded)} subjects of original questions, "
+                 f"not the real benchmark){searched}; pass --data-dir for real numbers")
+    elif missing and origin == "local":
+        shown = ", ".join(str(p) for p in looked[:3]) + (", ..." if len(looked) > 3 else "")
+        ctx.warn(f"{spec.name}: {len(missing)} subject(s) not found in the data dir, skipped (looked for "
+                 f"{shown}); add the files or select subsets with {spec.name}:SUBJECT")
 
 
 def run(spec: MultipleChoiceSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
     """Score every question of the selected subjects and aggregate by subject and group."""
+    if ctx.data_dir is not None:
+        check_data_dir(ctx.data_dir)
     style, style_name, num_shots, sampler = _options(spec, ctx)
     if spec.subjects_file:
-        spec = spec.model_copy(update={"subjects": {**_subjects_from_file(spec, ctx.data_dir), **spec.subjects}})
+        spec = spec.model_copy(update={"subjects": {**_subjects_from_file(spec, ctx), **spec.subjects}})
     subjects = _select_subjects(spec, ctx)
     loaded, origin, missing = _load_subjects(spec, ctx, subjects, num_shots, sampler)
     if not loaded:
-        where = f"{ctx.data_dir}/{spec.data.local}" if ctx.data_dir and spec.data.local else "the data dir"
-        raise DataError(f"{spec.name}: no data found ({where}, hub, demo set); pass --data-dir DIR with the "
-                        f"layout of ../shared/data or set EVALKIT_DATA_DIR")
-    if origin == "demo":
-        ctx.warn(f"{spec.name}: using evalkit's small DEMO set ({len(loaded)} subjects of original questions, "
-                 f"not the real benchmark); pass --data-dir for real numbers")
-    elif missing and origin == "local":
-        ctx.warn(f"{spec.name}: {len(missing)} subject(s) not found in the data dir, skipped: "
-                 f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}")
+        raise DataError(missing_data_message(spec.name, spec.data, ctx.data_dir, subjects, spec.eval_split))
+    _data_warnings(spec, ctx, loaded, origin, missing)
     ctx.set_total(sum(len(d.questions) for d in loaded.values()))
     per_subject: dict[str, list[float]] = {}
     per_subject_norm: dict[str, list[float]] = {}
@@ -260,7 +317,19 @@ def run(spec: MultipleChoiceSpec, backend: Backend, ctx: RunContext, sink: Sampl
         per_subject_norm[subject] = [1.0 if s.get("correct_norm", s["correct"]) else 0.0 for s in samples]
         sink.write(samples)
         ctx.advance(len(samples))
-    return _outcome(spec, per_subject, per_subject_norm, loaded, origin, style_name, num_shots, generative, missing)
+    outcome = _outcome(spec, per_subject, per_subject_norm, loaded, origin, style_name, num_shots, generative)
+    outcome.info.update(_missing_info(ctx, missing))
+    return outcome
+
+
+def _missing_info(ctx: RunContext, missing: list[str]) -> dict[str, Any]:
+    """A count of subjects not found; names only for those the user asked for by name (`task:subset`), so a
+    demo run's results.json is not mostly a list of absent subjects."""
+    info: dict[str, Any] = {"missing_subjects_count": len(missing)}
+    asked = [s for s in missing if s in ctx.subsets]
+    if asked:
+        info["missing_subjects"] = asked
+    return info
 
 
 def _score_subject(spec: MultipleChoiceSpec, style: PromptStyle, subject: str, data: _SubjectData,
@@ -310,7 +379,7 @@ def _generative_samples(spec: MultipleChoiceSpec, subject: str, questions: Seque
 
 def _outcome(spec: MultipleChoiceSpec, per_subject: dict[str, list[float]], per_subject_norm: dict[str, list[float]],
              loaded: dict[str, _SubjectData], origin: str, style_name: str, num_shots: int,
-             generative: dict[str, Any], missing: list[str]) -> TaskOutcome:
+             generative: dict[str, Any]) -> TaskOutcome:
     pooled = [v for vals in per_subject.values() for v in vals]
     acc, acc_se = mean_stderr(pooled)
     macro, macro_se = macro_mean_stderr(list(per_subject.values()))
@@ -331,7 +400,7 @@ def _outcome(spec: MultipleChoiceSpec, per_subject: dict[str, list[float]], per_
     info: dict[str, Any] = {
         "data_origin": origin, "prompt_style": style_name, "num_fewshot": num_shots,
         "skipped_rows": sum(d.skipped for d in loaded.values()), "subjects": len(per_subject),
-        "missing_subjects": missing, "mode": "generative" if generative["used"] else "loglikelihood"}
+        "mode": "generative" if generative["used"] else "loglikelihood"}
     if generative["used"]:
         info["unextractable"] = generative["unextractable"]
         metrics["unextractable_rate"] = generative["unextractable"] / max(1, len(pooled))

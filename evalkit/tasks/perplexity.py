@@ -2,6 +2,11 @@
 
 All are ratios over the whole corpus, exp(-Σ log p / Σ units), as lm-eval aggregates them. Windows have the
 model's max length; `stride` (task arg or YAML) below the max length gives each window left context.
+
+The headline unit follows the script: words for text with spaces, characters for Chinese/Japanese text
+(where whitespace-split "words" are whole paragraphs and word perplexity overflows). `language: auto` (and
+any file given with `--task-args path=`) picks it by the share of CJK characters. A metric that cannot be
+computed (overflow, nothing to count) is null, with a line in info["notes"]; it never fails the task.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from pydantic import Field
 from evalkit.backends._protocol import Backend
 from evalkit.errors import ConfigError, DataError
 from evalkit.metrics import corpus_perplexity
-from evalkit.tasks._data import DataSource, read_text_source
+from evalkit.tasks._data import DataSource, check_data_dir, read_text_file, read_text_source
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
 from evalkit.tasks._spec import TaskSpecBase
 
-__all__ = ["PerplexitySpec", "count_words", "run", "split_documents", "wikitext_detokenize"]
+__all__ = ["PerplexitySpec", "cjk_share", "count_words", "headline_unit", "run", "split_documents",
+           "wikitext_detokenize"]
 
 _TASK_ARGS = {"path", "stride", "documents"}
 Splitter = Literal["wikitext_articles", "lines", "paragraphs", "file"]
@@ -34,7 +40,7 @@ class PerplexitySpec(TaskSpecBase):
     documents: Splitter = "file"
     detokenizer: Literal["none", "wikitext"] = "none"
     count_units_on: Literal["raw", "scored"] = "scored"
-    language: Literal["en", "zh"] = "en"
+    language: Literal["en", "zh", "auto"] = "auto"  # en: word perplexity; zh: character perplexity
     stride: int | None = Field(default=None, ge=1)
 
 
@@ -87,6 +93,33 @@ def _chars(text: str) -> int:
     return sum(1 for c in text if not c.isspace())
 
 
+_CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FA1F),
+               (0x3000, 0x303F), (0xFF00, 0xFFEF))  # kana, Han ideographs, CJK and full-width punctuation
+CJK_SHARE_FOR_CHARS = 0.3
+
+
+def cjk_share(text: str) -> float:
+    """Share of CJK characters (Han, kana, CJK punctuation) among the non-space characters of text.
+
+    Examples:
+        >>> cjk_share("天下大势，分久必合"), cjk_share("plain English"), round(cjk_share("GPU 显卡"), 2)
+        (1.0, 0.0, 0.4)
+    """
+    visible = [ord(c) for c in text if not c.isspace()]
+    if not visible:
+        return 0.0
+    return sum(1 for o in visible if any(lo <= o <= hi for lo, hi in _CJK_RANGES)) / len(visible)
+
+
+def headline_unit(language: str, texts: list[str]) -> tuple[str, float]:
+    """("chars" or "words", CJK share): characters for CJK text, words otherwise (or as `language` says)."""
+    sample = "".join(texts)[:200_000]
+    share = cjk_share(sample)
+    if language == "auto":
+        return ("chars" if share >= CJK_SHARE_FOR_CHARS else "words"), share
+    return ("chars" if language == "zh" else "words"), share
+
+
 def _load_corpus(spec: PerplexitySpec, ctx: RunContext) -> tuple[list[tuple[str, str]], str, str]:
     """(subset name, text) pairs, origin, location. `data.local` may be a glob over several files."""
     path_arg = ctx.task_args.get("path")
@@ -96,14 +129,17 @@ def _load_corpus(spec: PerplexitySpec, ctx: RunContext) -> tuple[list[tuple[str,
         if ctx.data_dir is not None:
             files = sorted(ctx.data_dir.glob(local))
             if files:
-                return [(f.stem, f.read_text(encoding="utf-8-sig")) for f in files], "local", str(ctx.data_dir / local)
+                texts = [(f.stem, read_text_file(f, encoding=source.encoding, warn=ctx.warn,
+                                                 record_file=ctx.record_file)) for f in files]
+                return texts, "local", str(ctx.data_dir / local)
         source = source.model_copy(update={"local": None})
-    text, origin, location = read_text_source(source, ctx.data_dir, path_arg)
+    text, origin, location = read_text_source(source, ctx.data_dir, path_arg, task=spec.name, warn=ctx.warn,
+                                              record_file=ctx.record_file)
     return [(Path(location).stem, text)], origin, location
 
 
-def run(spec: PerplexitySpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
-    """Score each document with rolling windows and report corpus-level ratios."""
+def _documents(spec: PerplexitySpec, ctx: RunContext) -> tuple[list[tuple[str, int, str]], str, str, str]:
+    """(subset, index, text) of every document to score, the origin, the location and the split rule."""
     unknown = set(ctx.task_args) - _TASK_ARGS
     if unknown:
         raise ConfigError(f"--task-args {', '.join(sorted(unknown))}: not an option of {spec.name}; "
@@ -111,16 +147,22 @@ def run(spec: PerplexitySpec, backend: Backend, ctx: RunContext, sink: SampleSin
     how = ctx.task_args.get("documents", spec.documents)
     if how not in ("wikitext_articles", "lines", "paragraphs", "file"):
         raise ConfigError(f"--task-args documents={how}: use wikitext_articles, lines, paragraphs or file")
-    stride = int(ctx.task_args["stride"]) if "stride" in ctx.task_args else spec.stride
+    if ctx.data_dir is not None:
+        check_data_dir(ctx.data_dir)
     corpus, origin, location = _load_corpus(spec, ctx)
     docs: list[tuple[str, int, str]] = []
     for subset, text in corpus:
         for index, doc in enumerate(split_documents(text, how)):  # type: ignore[arg-type]
             docs.append((subset, index, doc))
-    if ctx.limit is not None:
-        docs = docs[:ctx.limit]
     if not docs:
-        raise DataError(f"{location}: no text to score (empty file?)")
+        raise DataError(f"{location}: no text to score (the file is empty or blank); give a file with text")
+    return (docs[:ctx.limit] if ctx.limit is not None else docs), origin, location, how
+
+
+def run(spec: PerplexitySpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
+    """Score each document with rolling windows and report corpus-level ratios."""
+    stride = int(ctx.task_args["stride"]) if "stride" in ctx.task_args else spec.stride
+    docs, origin, location, how = _documents(spec, ctx)
     if origin == "demo":
         ctx.warn(f"{spec.name}: using evalkit's DEMO text (original, not the real corpus); pass --data-dir")
     ctx.set_total(len(docs))
@@ -146,18 +188,28 @@ def run(spec: PerplexitySpec, backend: Backend, ctx: RunContext, sink: SampleSin
                             "token_perplexity": corpus_perplexity(res.total, res.num_tokens)})
         sink.write(samples)
         ctx.advance(len(samples))
-    return _outcome(spec, totals, len(docs), origin, location, stride, how)
+    language = "auto" if origin == "file" else spec.language  # a user's own file: judge it by its script
+    unit, share = headline_unit(language, scored_texts)
+    outcome = _outcome(totals, len(docs), unit)
+    outcome.info.update({"data_origin": origin, "data_location": location, "stride": stride, "documents": how,
+                         "unit": unit, "cjk_share": round(share, 4)})
+    return outcome
 
 
-def _outcome(spec: PerplexitySpec, totals: dict[str, Any], n: int, origin: str, location: str,
-             stride: int | None, how: str) -> TaskOutcome:
+def _outcome(totals: dict[str, Any], n: int, unit: str) -> TaskOutcome:
+    """Corpus metrics; one that cannot be computed is None (null in results.json) with a note saying why."""
     ll = totals["logprob"]
-    metrics = {"token_perplexity": corpus_perplexity(ll, totals["tokens"]),
-               "byte_perplexity": corpus_perplexity(ll, totals["bytes"]),
-               "bits_per_byte": -ll / totals["bytes"] / math.log(2) if totals["bytes"] else math.nan}
-    if spec.language == "zh":
-        metrics["char_perplexity"] = corpus_perplexity(ll, totals["chars"])
-    else:
-        metrics["word_perplexity"] = corpus_perplexity(ll, totals["words"])
-    info = {"data_origin": origin, "data_location": location, "stride": stride, "higher_is_better": False, "documents": how, **{f"total_{k}": v for k, v in totals.items()}}
-    return TaskOutcome(metrics=metrics, n=n, info=info)
+    units = {"token_perplexity": totals["tokens"], "byte_perplexity": totals["bytes"],
+             "char_perplexity" if unit == "chars" else "word_perplexity": totals[unit]}
+    metrics: dict[str, float | None] = {name: corpus_perplexity(ll, count) for name, count in units.items()}
+    metrics["bits_per_byte"] = -ll / totals["bytes"] / math.log(2) if totals["bytes"] else None
+    notes = []
+    for name, value in metrics.items():
+        if value is None:
+            count = totals["bytes"] if name == "bits_per_byte" else units[name]
+            why = "no units to count" if not count else "overflows a float (exp of a huge loss per unit)"
+            notes.append(f"{name} is null: {why}; total logprob {ll:.1f} over {count} units")
+    info: dict[str, Any] = {"higher_is_better": False, **{f"total_{k}": v for k, v in totals.items()}}
+    if notes:
+        info["notes"] = notes
+    return TaskOutcome(metrics=metrics, n=n, info=info)  # type: ignore[arg-type]

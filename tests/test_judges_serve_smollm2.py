@@ -55,7 +55,7 @@ def test_smollm2_probability_judge_through_serve_agrees_with_the_direct_route(se
     from evalkit.backends._openai import OpenAIBackend
     from evalkit.backends._openai_http import RetryPolicy
     from evalkit.judges import JudgeItem, ProbabilityJudge, load_judge_definition
-    from evalkit.judges._answers import load_questions
+    from evalkit.tasks import load_questions
 
     question = next(q for q in load_questions(data_dir, hub=False) if q.category == "writing")
     answer = json.loads((data_dir / "mt_bench" / "model_answer" / "gpt-4.jsonl").read_text().splitlines()[0])

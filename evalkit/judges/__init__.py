@@ -32,15 +32,6 @@ if TYPE_CHECKING:  # the real imports, for type checkers; at run time names load
         percent_agreement,
         position_consistency,
     )
-    from evalkit.judges._answers import (
-        CATEGORY_TEMPERATURE,
-        Question,
-        answer_questions,
-        load_model_answers,
-        load_questions,
-        load_references,
-        write_model_answers,
-    )
     from evalkit.judges._bradley_terry import RankedModel, bradley_terry, fit_bradley_terry
     from evalkit.judges._judge import GenerativeJudge, Scorer, build_conversation, merge_orders
     from evalkit.judges._parse import FALLBACK_RULES, ParsedVerdict, parse_pairwise, parse_rating
@@ -63,6 +54,15 @@ if TYPE_CHECKING:  # the real imports, for type checkers; at run time names load
         reduce_verdicts,
         reduce_votes,
         vote,
+    )
+    from evalkit.tasks._mtbench_data import (
+        CATEGORY_TEMPERATURE,
+        Question,
+        answer_questions,
+        load_model_answers,
+        load_questions,
+        load_references,
+        write_model_answers,
     )
 
 __all__ = [
@@ -124,9 +124,11 @@ __all__ = [
 ]
 
 # Lazy re-exports keep `import evalkit.judges` (and so `evalkit --help`) free of numpy/scipy/pydantic.
+# The MT-Bench data names (Question, load_questions, ..., answer_questions) live in evalkit.tasks; they are
+# re-exported here so existing `from evalkit.judges import load_questions` keeps working.
 _LAZY = {
     "Attempt": "evalkit.judges._records",
-    "CATEGORY_TEMPERATURE": "evalkit.judges._answers",
+    "CATEGORY_TEMPERATURE": "evalkit.tasks._mtbench_data",
     "FALLBACK_RULES": "evalkit.judges._parse",
     "GenerativeJudge": "evalkit.judges._judge",
     "JudgeConfig": "evalkit.judges._spec",
@@ -136,7 +138,7 @@ _LAZY = {
     "JudgedItem": "evalkit.judges._runner",
     "ParsedVerdict": "evalkit.judges._parse",
     "ProbabilityJudge": "evalkit.judges._probability",
-    "Question": "evalkit.judges._answers",
+    "Question": "evalkit.tasks._mtbench_data",
     "REDUCERS": "evalkit.judges._vote",
     "RankedModel": "evalkit.judges._bradley_terry",
     "Reduced": "evalkit.judges._vote",
@@ -144,7 +146,7 @@ _LAZY = {
     "Vote": "evalkit.judges._records",
     "Voting": "evalkit.judges._vote",
     "agreement_report": "evalkit.judges._agreement",
-    "answer_questions": "evalkit.judges._answers",
+    "answer_questions": "evalkit.tasks._mtbench_data",
     "battles_of": "evalkit.judges._aggregate",
     "bradley_terry": "evalkit.judges._bradley_terry",
     "build_conversation": "evalkit.judges._judge",
@@ -158,9 +160,9 @@ _LAZY = {
     "label_of": "evalkit.judges._agreement",
     "list_judges": "evalkit.judges._spec",
     "load_judge_definition": "evalkit.judges._spec",
-    "load_model_answers": "evalkit.judges._answers",
-    "load_questions": "evalkit.judges._answers",
-    "load_references": "evalkit.judges._answers",
+    "load_model_answers": "evalkit.tasks._mtbench_data",
+    "load_questions": "evalkit.tasks._mtbench_data",
+    "load_references": "evalkit.tasks._mtbench_data",
     "mean_with_ci": "evalkit.judges._aggregate",
     "merge_orders": "evalkit.judges._judge",
     "parse_pairwise": "evalkit.judges._parse",
@@ -179,7 +181,7 @@ _LAZY = {
     "verdict_distribution": "evalkit.judges._probability",
     "verdict_of": "evalkit.judges._records",
     "vote": "evalkit.judges._vote",
-    "write_model_answers": "evalkit.judges._answers",
+    "write_model_answers": "evalkit.tasks._mtbench_data",
 }
 
 

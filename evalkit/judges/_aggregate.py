@@ -148,7 +148,7 @@ def human_agreement(judged: Sequence[JudgedItem], labels_path: Path) -> dict[str
     (the layout of lmsys/mt_bench_human_judgments); several rows per item are several human raters, and
     each is compared with the judge.
     """
-    from evalkit.judges._answers import _read_jsonl
+    from evalkit.tasks._mtbench_data import read_jsonl
 
     if not labels_path.is_file():
         raise DataError(f"{labels_path}: no such label file")
@@ -160,7 +160,7 @@ def human_agreement(judged: Sequence[JudgedItem], labels_path: Path) -> dict[str
     judge_labels: list[Any] = []
     human_labels: list[Any] = []
     flip = {"A": "B", "B": "A", "tie": "tie"}
-    for _, row in _read_jsonl(labels_path):
+    for _, row in read_jsonl(labels_path):
         human: Any
         qid, turn = str(row.get("question_id")), int(row.get("turn", 1))
         if "winner" in row:

@@ -13,11 +13,11 @@ from typing import Any
 
 from evalkit.backends._protocol import Backend
 from evalkit.errors import ConfigError, DataError
-from evalkit.judges._answers import Question, answer_questions, load_references
 from evalkit.judges._judge import GenerativeJudge, Scorer, build_conversation, orders_of
 from evalkit.judges._records import JudgeItem, Vote
 from evalkit.judges._spec import JudgeConfig, JudgeDefinition
 from evalkit.judges._vote import Reduced, Voting, vote
+from evalkit.tasks._mtbench_data import Question, answer_questions, load_references
 
 __all__ = ["JudgedItem", "build_items", "build_scorer", "judge_items", "plan_calls", "reference_answers",
            "sample_row"]
@@ -36,8 +36,12 @@ class JudgedItem:
 
 def reference_answers(definition: JudgeDefinition, questions: Sequence[Question], data_dir: Path | None, *,
                       backend_factory: BackendFactory | None = None, args: Mapping[str, str] | None = None,
-                      warn: Callable[[str], None] = lambda m: None) -> dict[str, tuple[str, ...]]:
-    """Reference answers for the questions of the reference categories, per the definition's policy."""
+                      warn: Callable[[str], None] = lambda m: None,
+                      record_file: Callable[[Path], None] = lambda path: None) -> dict[str, tuple[str, ...]]:
+    """Reference answers for the questions of the reference categories, per the definition's policy.
+
+    `record_file` is called with each reference file read (a task passes `ctx.record_file`).
+    """
     policy = definition.reference
     needing = [q for q in questions if q.category in policy.categories]
     if policy.source == "none" or not needing:
@@ -50,7 +54,7 @@ def reference_answers(definition: JudgeDefinition, questions: Sequence[Question]
         backend = (backend_factory or load_backend)(policy.model, dict(args or {}))
         temps = {q.category: 0.0 for q in needing}
         return answer_questions(backend, needing, temperatures=temps, max_tokens=definition.max_tokens)
-    refs = load_references(data_dir, list(questions), policy.file)
+    refs = load_references(data_dir, list(questions), policy.file, record_file=record_file)
     missing = [q.question_id for q in needing if q.question_id not in refs]
     if missing:
         warn(f"no reference answer for {len(missing)} question(s) of categories {', '.join(policy.categories)} "

@@ -1,37 +1,30 @@
-"""Task definitions: YAML files validated by typed pydantic models, with errors that name file:line and field.
+"""Task definitions: YAML files validated by typed pydantic models, with errors that name file:line and field,
+and the registry of task kinds.
 
-Each task kind has its own spec model (a subclass of `TaskSpecBase`), registered in `SPEC_MODELS` by kind name
-and imported lazily, so a YAML is validated against exactly the fields its kind understands.
+Each task kind has its own spec model (a subclass of `TaskSpecBase`) and a run function, registered together
+with `register_task_kind`. The built-in kinds are registered as "module:attr" targets and imported on first
+use, so `evalkit --help` never imports them; a YAML is validated against exactly the fields its kind understands.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from evalkit.errors import TaskSpecError
+from evalkit.errors import ConfigError, TaskSpecError
 
-__all__ = ["KIND_RUNNERS", "SPEC_MODELS", "TaskSpecBase", "load_spec_file", "validate_spec"]
+if TYPE_CHECKING:
+    from evalkit.tasks._kind import TaskKind
 
-# kind -> "module:SpecModel" / "module:run"
-SPEC_MODELS: dict[str, str] = {
-    "multiple_choice": "evalkit.tasks.multiple_choice:MultipleChoiceSpec",
-    "perplexity": "evalkit.tasks.perplexity:PerplexitySpec",
-    "longcontext": "evalkit.tasks.longcontext:LongContextSpec",
-    "multiturn_judge": "evalkit.tasks.multiturn_judge:MultiturnJudgeSpec",
-    "lmeval": "evalkit.tasks.lmeval_bridge:LmevalBridgeSpec",
-}
-KIND_RUNNERS: dict[str, str] = {
-    "multiple_choice": "evalkit.tasks.multiple_choice:run",
-    "perplexity": "evalkit.tasks.perplexity:run",
-    "longcontext": "evalkit.tasks.longcontext:run",
-    "multiturn_judge": "evalkit.tasks.multiturn_judge:run",
-    "lmeval": "evalkit.tasks.lmeval_bridge:run",
-}
+__all__ = ["KIND_RUNNERS", "SPEC_MODELS", "RegisteredTaskKind", "TaskSpecBase", "load_spec_file",
+           "register_task_kind", "task_kind", "task_kinds", "validate_spec"]
 
 
 class TaskSpecBase(BaseModel):
@@ -51,9 +44,111 @@ class TaskSpecBase(BaseModel):
         return []
 
 
-def import_target(target: str) -> Any:
+def import_target(target: object) -> Any:
+    """Resolve a "module:attr" string by importing the module; any other object is returned as it is."""
+    if not isinstance(target, str):
+        return target
     module_name, attr = target.split(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+@dataclass(frozen=True)
+class RegisteredTaskKind:
+    """A task kind: the pydantic model its YAML validates against and the function that runs it."""
+
+    name: str
+    spec_model: type[TaskSpecBase]
+    run: TaskKind
+
+
+# kind -> (spec model or "module:Model", run function or "module:run"); resolved once, on first use
+_TARGETS: dict[str, tuple[object, object]] = {}
+_RESOLVED: dict[str, RegisteredTaskKind] = {}
+_KIND_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def register_task_kind(name: str, *, spec_model: type[TaskSpecBase] | str, run: TaskKind | str,
+                       replace: bool = False) -> None:
+    """Register a task kind: YAMLs with `kind: <name>` validate against `spec_model` and run with `run`.
+
+    Either may be given as a "module:attr" string, imported when the kind is first used.
+
+    Args:
+        name: the `kind:` value of the task YAMLs of this kind (a Python identifier).
+        spec_model: a `TaskSpecBase` subclass (or its "module:Class" path).
+        run: `run(spec, backend, ctx, sink) -> TaskOutcome` (or its "module:function" path).
+        replace: allow replacing an already registered kind (built-in ones included).
+
+    Raises:
+        ConfigError: the name is not an identifier, or the kind exists and `replace` is False.
+
+    Examples:
+        >>> register_task_kind("multiple_choice", spec_model=TaskSpecBase, run=print)
+        Traceback (most recent call last):
+        ...
+        evalkit.errors.ConfigError: task kind 'multiple_choice' is already registered; pass replace=True to replace it
+    """
+    if not _KIND_NAME.match(name):
+        raise ConfigError(f"task kind name {name!r} must be a Python identifier (letters, digits, underscores)")
+    if name in _TARGETS and not replace:
+        raise ConfigError(f"task kind '{name}' is already registered; pass replace=True to replace it")
+    _TARGETS[name] = (spec_model, run)
+    _RESOLVED.pop(name, None)
+
+
+def task_kinds() -> list[str]:
+    """The names of every registered task kind, sorted."""
+    return sorted(_TARGETS)
+
+
+def task_kind(name: str) -> RegisteredTaskKind:
+    """The registered kind `name`, its spec model and run function imported on first use.
+
+    Raises:
+        TaskSpecError: no kind of that name is registered, or its targets are not a spec model and a function.
+    """
+    found = _RESOLVED.get(name)
+    if found is not None:
+        return found
+    if name not in _TARGETS:
+        raise TaskSpecError(f"unknown task kind {name!r}; use one of: {', '.join(task_kinds())} "
+                            f"(or register yours with evalkit.tasks.register_task_kind)")
+    model_target, run_target = _TARGETS[name]
+    model, run = import_target(model_target), import_target(run_target)
+    if not (isinstance(model, type) and issubclass(model, TaskSpecBase)) or not callable(run):
+        raise TaskSpecError(f"task kind '{name}': spec_model must be a TaskSpecBase subclass and run a function "
+                            f"(got {model_target!r}, {run_target!r}); fix its register_task_kind call")
+    found = _RESOLVED[name] = RegisteredTaskKind(name, model, run)
+    return found
+
+
+class _TargetView(Mapping[str, object]):
+    """A read-only view of one column of the registry (the spec models or the run functions)."""
+
+    def __init__(self, column: int) -> None:
+        self._column = column
+
+    def __getitem__(self, kind: str) -> object:
+        return _TARGETS[kind][self._column]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(_TARGETS))
+
+    def __len__(self) -> int:
+        return len(_TARGETS)
+
+
+# Read-only views kept for older callers (`import_target(KIND_RUNNERS[kind])`); use `task_kind(kind)` instead.
+SPEC_MODELS: Mapping[str, object] = _TargetView(0)
+KIND_RUNNERS: Mapping[str, object] = _TargetView(1)
+
+for _name, _module in (("multiple_choice", "multiple_choice:MultipleChoiceSpec"),
+                       ("perplexity", "perplexity:PerplexitySpec"),
+                       ("longcontext", "longcontext:LongContextSpec"),
+                       ("multiturn_judge", "multiturn_judge:MultiturnJudgeSpec"),
+                       ("lmeval", "lmeval_bridge:LmevalBridgeSpec")):
+    register_task_kind(_name, spec_model=f"evalkit.tasks.{_module}",
+                       run=f"evalkit.tasks.{_module.split(':')[0]}:run")
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -95,12 +190,12 @@ def _line_of(doc: Any, loc: tuple[Any, ...]) -> int | None:
 def validate_spec(raw: dict[str, Any], source: str = "<dict>", lines_doc: Any = None) -> TaskSpecBase:
     """Validate a parsed task definition against the model of its kind."""
     kind = raw.get("kind")
-    if kind not in SPEC_MODELS:
-        known = ", ".join(sorted(SPEC_MODELS))
+    if not isinstance(kind, str) or kind not in _TARGETS:
         line = _line_of(lines_doc, ("kind",)) if lines_doc is not None else None
         where = f"{source}:{line}" if line else source
-        raise TaskSpecError(f"{where}: field 'kind' is {kind!r}; use one of: {known}")
-    model: type[TaskSpecBase] = import_target(SPEC_MODELS[kind])
+        raise TaskSpecError(f"{where}: field 'kind' is {kind!r}; use one of: {', '.join(task_kinds())} "
+                            f"(or register the kind with evalkit.tasks.register_task_kind)")
+    model = task_kind(kind).spec_model
     try:
         return model.model_validate({**raw, "source_file": source})
     except ValidationError as exc:

@@ -19,6 +19,14 @@ from pydantic import Field
 from evalkit.backends._protocol import Backend
 from evalkit.errors import ConfigError
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
+from evalkit.tasks._mtbench_data import (
+    CATEGORY_TEMPERATURE,
+    Question,
+    answer_questions,
+    load_model_answers,
+    load_questions,
+    write_model_answers,
+)
 from evalkit.tasks._spec import TaskSpecBase
 
 __all__ = ["MultiturnJudgeSpec", "run"]
@@ -44,8 +52,6 @@ class MultiturnJudgeSpec(TaskSpecBase):
 
 
 def _temperatures(spec: MultiturnJudgeSpec, args: dict[str, str]) -> dict[str, float]:
-    from evalkit.judges import CATEGORY_TEMPERATURE
-
     table = {**CATEGORY_TEMPERATURE, **spec.temperatures}
     try:
         if "temperature" in args:
@@ -65,10 +71,8 @@ def _check_args(args: dict[str, str]) -> None:
                           "or temperature_<category>")
 
 
-def _select(spec: MultiturnJudgeSpec, ctx: RunContext) -> list[Any]:
-    from evalkit.judges import load_questions
-
-    questions = load_questions(ctx.data_dir, warn=ctx.warn)
+def _select(spec: MultiturnJudgeSpec, ctx: RunContext) -> list[Question]:
+    questions = load_questions(ctx.data_dir, warn=ctx.warn, record_file=ctx.record_file)
     known = {q.category for q in questions}
     wanted = ctx.subsets or spec.categories
     unknown = set(wanted) - known
@@ -107,8 +111,6 @@ def _judge_config(spec: MultiturnJudgeSpec, ctx: RunContext) -> Any:
 
 def run(spec: MultiturnJudgeSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
     """Answer every question turn by turn, then judge the answers with `ctx.judge` (a `JudgeConfig`)."""
-    from evalkit.judges import answer_questions, write_model_answers
-
     _check_args(ctx.task_args)
     questions = _select(spec, ctx)
     config = _judge_config(spec, ctx)
@@ -133,22 +135,21 @@ def run(spec: MultiturnJudgeSpec, backend: Backend, ctx: RunContext, sink: Sampl
     return _judge(spec, ctx, config, questions, model, answers, sink)
 
 
-def _answer_row(question: Any, index: int, answers: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+def _answer_row(question: Question, index: int, answers: dict[str, tuple[str, ...]]) -> dict[str, Any]:
     return {"id": question.question_id, "subset": question.category, "doc_index": index,
             "prompt": list(question.turns), "prediction": list(answers[question.question_id]), "target": None}
 
 
-def _judge(spec: MultiturnJudgeSpec, ctx: RunContext, config: Any, questions: list[Any], model: str,
+def _judge(spec: MultiturnJudgeSpec, ctx: RunContext, config: Any, questions: list[Question], model: str,
            answers: dict[str, tuple[str, ...]], sink: SampleSink) -> TaskOutcome:
     from evalkit.judges import (
         build_items,
         build_scorer,
         judge_items,
-        load_model_answers,
         reference_answers,
         sample_row,
+        summarize,
     )
-    from evalkit.judges._aggregate import summarize
     from evalkit.judges._runner import plan_calls
 
     definition = config.load_definition(spec.default_judge)
@@ -159,8 +160,10 @@ def _judge(spec: MultiturnJudgeSpec, ctx: RunContext, config: Any, questions: li
                               "--task-args baseline=<model> with <data_dir>/mt_bench/model_answer/<model>.jsonl")
         if ctx.data_dir is None:
             raise ConfigError("pairwise judging in a run reads the baseline's answers from --data-dir")
-        by_model.update(load_model_answers(ctx.data_dir / "mt_bench" / "model_answer", [config.baseline]))
-    refs = reference_answers(definition, questions, ctx.data_dir, args=config.args, warn=ctx.warn)
+        by_model.update(load_model_answers(ctx.data_dir / "mt_bench" / "model_answer", [config.baseline],
+                                           record_file=ctx.record_file))
+    refs = reference_answers(definition, questions, ctx.data_dir, args=config.args, warn=ctx.warn,
+                             record_file=ctx.record_file)
     items = build_items(definition, questions, by_model, references=refs, baseline=config.baseline,
                         turns=spec.turns)
     plan = plan_calls(config, definition, items)

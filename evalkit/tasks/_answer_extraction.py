@@ -15,7 +15,11 @@ Stages, tried in order; the first that finds a letter decides, and the result na
    c. ``last_line_letter``: the reply's last line is only a letter ("...D 也不对。\\n\\nC");
    d. ``leading_letter``: the reply starts with a letter ("B", "B.", "(B) 北京", "C：因为...") and no other
       line starts with another option label (an "A. 错误 / B. 错误 / ..." walk-through is not an answer);
-   e. ``single_letter``: exactly one distinct choice letter stands alone anywhere in the text.
+   e. ``single_letter``: in a short reply (at most 200 characters on two lines), exactly one distinct
+      choice letter stands alone.
+
+   Group b counts only when it names one letter throughout ("option A ... option C" is a comparison, not an
+   answer). An output cut off by max_tokens (`truncated=True`) is read by stage 1 and group a only.
 
 3. ``model`` — optional: an extractor model (any evalkit backend) is asked only to map the answer to a letter
    (`extract_with_model`); its calls go through the backend it is given, so the runner's cache applies.
@@ -83,10 +87,10 @@ _NONE = Extraction(None, "none", None)
 _OPEN = r"[\s:=\"'“”‘’「『【\[(*_]*"
 
 _ZH_CUE = (r"(?:最终|正确|最佳|标准|参考)?答案(?:应该|应当|应|就|即|必然|肯定|一定|只能|可能)?(?:是|为|選|选)?"
-           r"(?:选项|選項)?|(?:故|所以|因此|则|应|应该|我|只能|因而|综上)?(?:选择|選擇|选|選)(?!项|項|择|擇)(?:选项)?"
+           r"(?:选项|選項)?|(?:故|所以|因此|则|应|应该|我|只能|因而|综上)?(?:选择|選擇|选|選)(?!项|項|择|擇)(?:选项|的是|是|为)?"
            r"|(?:正确|最佳|最终|合适)?(?:选项|選項)(?:应该|应|就)?(?:是|为)|(?<![问回])答(?=\s*:)")
 _EN_CUE = (r"(?:answer|choice|option)\s*(?:is|would\s+be|should\s+be|must\s+be|will\s+be|=|:)\s*"
-           r"(?:therefore|thus|clearly|definitely|probably|likely|indeed)?\s*(?:option|choice)?"
+           r"(?:therefore|thus|clearly|definitely|probably|likely|indeed|actually)?\s*(?:option|choice)?"
            r"|\b(?:answer|ans)\s*[:.]?"
            r"|\bI\s+(?:would\s+)?(?:choose|select|pick|go\s+with)\s*(?:option|choice)?")
 _STRICT_CUE = r"(?:\*\*)?(?:最终答案|正确答案|答案|(?i:final\s+answer|answer))(?:\*\*)?\s*:\s*"
@@ -107,7 +111,7 @@ def _patterns(letters: str) -> tuple[tuple[tuple[str, re.Pattern[str]], ...], ..
         ("en_statement", re.compile(rf"(?i:{_EN_CUE}){_OPEN}{x}{close}")),
         ("boxed", re.compile(rf"\\boxed\{{\s*(?:\\text\{{)?{x}\}}")),
         ("zh_letter_correct",
-         re.compile(rf"(?<![A-Za-z]){x}[)\].\s]*(?:选项|項|项)?\s*(?:是|为)?\s*(?:正确|对的|最佳|最合适)")),
+         re.compile(rf"(?<![A-Za-z和与或、/]){x}[)\].:\s]*(?:选项|項|项)?\s*(?:是|为)?\s*(?:正确|对的|最佳|最合适)")),
         ("en_letter_correct", re.compile(rf"(?<![A-Za-z])\(?{x}\)?\s+is\s+(?:the\s+)?(?:correct|right|best)\b")),
     )
     named = (
@@ -121,12 +125,17 @@ def _patterns(letters: str) -> tuple[tuple[tuple[str, re.Pattern[str]], ...], ..
 
 
 @lru_cache(maxsize=64)
-def _aux_patterns(letters: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+def _aux_patterns(letters: str) -> tuple[re.Pattern[str], ...]:
     x = f"([{re.escape(letters)}])"
+    bare = f"[{re.escape(letters)}]"
     strict = re.compile(rf"^[\s#>*]*{_STRICT_CUE}[*\s]*[(\[【]?{x}[)\]】]?[*\s]*[.。]?[*\s]*$")
     alone = re.compile(rf"(?<![A-Za-z]){x}(?![A-Za-z])(?!\s+[a-z])")
-    label = re.compile(rf"^[\s*(\[【]*{x}[)\].:、]", re.MULTILINE)
-    return strict, alone, label
+    label = re.compile(rf"(?:^|[\s;；,，。])[*(\[【]*{x}[)\].:、]", re.MULTILINE)
+    # "A or C", "A还是B", "not A", "不是A", "A is wrong", "A不对": a lone letter in such a reply is no answer
+    doubt = re.compile(rf"(?<![A-Za-z]){bare}\s*(?:\bor\b|或|还是|/)\s*\(?{bare}(?![A-Za-z])"
+                       rf"|(?i:\bnot|n't|不是|并非)\s*(?i:option\s*|选项)?\(?{bare}(?![A-Za-z])"
+                       rf"|(?<![A-Za-z]){bare}\)?\s*(?i:is\s+(?:not|wrong|incorrect)|不对|错误|不正确|是错)")
+    return strict, alone, label, doubt
 
 
 def _letters(choices: Sequence[str]) -> str:
@@ -160,37 +169,51 @@ def extract_strict(text: str, choices: Sequence[str] = "ABCD") -> Extraction:
     return _NONE
 
 
-def extract_lenient(text: str, choices: Sequence[str] = "ABCD") -> Extraction:
-    """Stage 2: the documented lenient patterns (module docstring), strongest group first."""
+_SHORT_REPLY = 200  # characters (and at most two non-empty lines) for the `single_letter` rule
+
+
+def extract_lenient(text: str, choices: Sequence[str] = "ABCD", *, truncated: bool = False) -> Extraction:
+    """Stage 2: the documented lenient patterns (module docstring), strongest group first.
+
+    With `truncated=True` (the output hit max_tokens) only answer statements count: a reply cut off in
+    its reasoning names options it was still weighing, not its answer.
+    """
     letters = _letters(choices)
     norm = _normalise(text)
     statement, named, last_line, leading = _patterns(letters)
-    for group in (statement, named, last_line):
-        found = _last_match(group, norm)
-        if found is not None:
-            return Extraction(found[0], "lenient", found[1])
-    _, alone, label = _aux_patterns(letters)
+    found = _last_match(statement, norm)
+    if found is not None or truncated:
+        return Extraction(found[0], "lenient", found[1]) if found else _NONE
+    named_letters = {m.group(1) for _, p in named for m in p.finditer(norm)}
+    found = _last_match(named, norm) if len(named_letters) == 1 else None  # "option A ... option C": ambiguous
+    found = found or _last_match(last_line, norm)
+    if found is not None:
+        return Extraction(found[0], "lenient", found[1])
+    _, alone, label, doubt = _aux_patterns(letters)
     found = _last_match(leading, norm)
     if found is not None and {m.group(1) for m in label.finditer(norm)} <= {found[0]}:
         return Extraction(found[0], "lenient", found[1])
     standalone = {m.group(1) for m in alone.finditer(norm)}
-    if len(standalone) == 1:
+    short = len(norm) <= _SHORT_REPLY and len([x for x in norm.splitlines() if x.strip()]) <= 2
+    if short and len(standalone) == 1 and not doubt.search(norm):
         return Extraction(standalone.pop(), "lenient", "single_letter")
     return _NONE
 
 
-def extract_answer(text: str, choices: Sequence[str] = "ABCD") -> Extraction:
+def extract_answer(text: str, choices: Sequence[str] = "ABCD", *, truncated: bool = False) -> Extraction:
     """Stages 1 and 2 of the cascade (stage 3 needs a model: `extract_with_model`).
 
     Args:
         text: the model's answer, thinking already removed (see `evalkit.tasks._thinking.split_thinking`).
         choices: the valid letters, e.g. "ABCD" or ["A", "B", "C", "D", "E"].
+        truncated: the output was cut off by max_tokens (finish reason "length"): only the strict line and
+            answer statements are read.
 
     Returns:
         The letter with stage "strict" or "lenient", or `Extraction(None, "none", None)`.
     """
     found = extract_strict(text, choices)
-    return found if found.letter is not None else extract_lenient(text, choices)
+    return found if found.letter is not None else extract_lenient(text, choices, truncated=truncated)
 
 
 def extract_choice(text: str, choices: Sequence[str] = "ABCD") -> str | None:

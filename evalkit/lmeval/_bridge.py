@@ -19,7 +19,7 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,15 +100,13 @@ def run_bridge(tasks: Sequence[str], backend: Backend, ctx: RunContext, sink: Sa
     for name, records in (out.get("samples") or {}).items():
         sink.write(sample_records(name, records))
     outcome = outcome_from_lmeval(out, list(tasks))
-    outcome.info["lm_eval_config_sha256"] = _record_configs(out.get("configs") or {})
+    outcome.info["lm_eval_config_sha256"] = _record_configs(out.get("configs") or {}, ctx.record_file)
     return outcome
 
 
-def _record_configs(configs: Mapping[str, Any]) -> dict[str, str]:
-    """Hash each task's resolved lm-eval config (prompt, metrics, dataset); note its local data files for
-    the run manifest, so runs of different task versions or data are told apart."""
-    from evalkit.tasks import _data
-
+def _record_configs(configs: Mapping[str, Any], record_file: Callable[[Path], None]) -> dict[str, str]:
+    """Hash each task's resolved lm-eval config (prompt, metrics, dataset); pass its local data files to
+    `record_file` (the run manifest lists them), so runs of different task versions or data are told apart."""
     hashes = {}
     for name, config in configs.items():
         text = json.dumps(_plain(config), sort_keys=True, ensure_ascii=False)
@@ -118,7 +116,7 @@ def _record_configs(configs: Mapping[str, Any]) -> dict[str, str]:
         for value in values:
             for path in [value] if isinstance(value, str) else list(value or []):
                 if isinstance(path, str) and Path(path).is_file():
-                    _data.FILES_READ.add(str(Path(path).resolve()))
+                    record_file(Path(path))
     return hashes
 
 

@@ -32,6 +32,8 @@ _COMMAND_MODULES = (
     "evalkit.judges._cli",
     "evalkit.server._cli",
     "evalkit.gate._cli",
+    "evalkit.backends._probe_cli",
+    "evalkit.data._cli",
 )
 
 
@@ -137,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     except GateFailed:
         return 1
     except EvalkitError as exc:
-        print(f"error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
+        notes = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
+        print(f"error: {' '.join(str(exc).splitlines())}{notes}", file=sys.stderr)
         return 2
     except exits as exc:
         return int(getattr(exc, "exit_code", 0) or 0)

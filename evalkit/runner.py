@@ -1,6 +1,11 @@
-"""The run: resolve tasks and model, run each task kind, and write the run directory.
+"""The run, top to bottom: plan → build the backend → run the tasks → finalise.
 
-One arrow: TaskSpec → (task kind builds requests) → Backend (optionally cached) → TaskOutcome → RunDir.
+    plan_run (evalkit._runplan)      options and task specs checked; model name resolved once; nothing loaded
+    build_backend                    the model loaded once, wrapped in the response cache
+    run_tasks (evalkit._runtasks)    each task kind: spec → requests → backend → TaskRecord + samples
+    finalise                         backend and cache counters, warnings, manifest; status complete / failed
+
+The run directory is written only through `evalkit.store.RunWriter`, as the `evalkit.records.RunRecord` schema.
 """
 
 from __future__ import annotations
@@ -9,26 +14,22 @@ import hashlib
 import platform
 import random
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from evalkit._runplan import RunPlan, plan_run
+from evalkit._runtasks import backend_stats, run_tasks
 from evalkit.backends._protocol import Backend
-from evalkit.backends._registry import load_backend, parse_kv, resolve
-from evalkit.errors import ConfigError, EvalkitError
-from evalkit.store._rundir import RunDir, file_sha256, new_run_id
-from evalkit.tasks import _data
-from evalkit.tasks._kind import RunContext, TaskOutcome
-from evalkit.tasks._registry import TaskSelection, find_task_files, load_task, parse_task_list
-from evalkit.tasks._spec import KIND_RUNNERS, TaskSpecBase, import_target
+from evalkit.errors import EvalkitError
+from evalkit.records import ModelRecord, RunRecord
+from evalkit.store._rundir import file_sha256, new_run_id
+from evalkit.store._writer import RunWriter
 
-__all__ = ["RunOptions", "execute", "run_from_cli"]
-
-_SECRET_HINTS = ("key", "token", "secret", "password")
+__all__ = ["RunOptions", "execute", "package_versions", "run_from_cli"]
 
 
 @dataclass
@@ -63,16 +64,8 @@ class RunOptions:
     ray_address: str | None = None  # --executor ray: cluster to join (default RAY_ADDRESS, else a local one)
 
 
-class _Sink:
-    def __init__(self, rundir: RunDir, task: str) -> None:
-        self.rundir, self.task, self.count = rundir, task, 0
-
-    def write(self, samples: Sequence[dict[str, Any]]) -> None:
-        self.rundir.append_samples(self.task, samples)
-        self.count += len(samples)
-
-
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Versions of Python and of the packages that can change a number."""
     out = {"python": platform.python_version()}
     for dist in ("evalkit", "torch", "transformers", "tokenizers", "numpy", "datasets", "vllm", "openai", "httpx"):
         try:
@@ -80,66 +73,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-def _public_args(args: dict[str, str]) -> dict[str, str]:
-    return {k: ("***" if any(h in k.lower() for h in _SECRET_HINTS) else v) for k, v in args.items()}
-
-
-def _model_args(options: RunOptions) -> dict[str, str]:
-    args = dict(options.model_args) if isinstance(options.model_args, dict) else parse_kv(options.model_args)
-    if options.base_url:
-        args.setdefault("base_url", options.base_url)
-    if options.concurrency:
-        args.setdefault("concurrency", str(options.concurrency))
-    return args
-
-
-def _selections(options: RunOptions) -> list[tuple[TaskSelection, TaskSpecBase]]:
-    text = options.tasks if isinstance(options.tasks, str) else ",".join(options.tasks)
-    selections = parse_task_list(text, set(find_task_files()))
-    if not selections:
-        raise ConfigError("--tasks is empty; name at least one task (evalkit tasks lists them)")
-    return [(sel, load_task(sel.name)) for sel in selections]
-
-
-def _build_backend(options: RunOptions, console: Any) -> tuple[Backend, dict[str, str]]:
-    if not isinstance(options.model, str):
-        return options.model, {}
-    args = _model_args(options)
-    resolve(options.model, args)  # fail fast on a bad name before any loading
-    with console.status(f"loading model {options.model} ..."):
-        backend = load_backend(options.model, args)
-    if options.batch_size and hasattr(backend, "set_batch_size"):
-        backend.set_batch_size(options.batch_size)
-    return backend, args
-
-
-def _wrap_cache(backend: Backend, options: RunOptions, warn: Any) -> Backend:
-    if options.no_cache:
-        return backend
-    try:
-        from evalkit.store._cache import CachedBackend
-    except ImportError:
-        return backend
-    path = options.cache or (Path(options.output) / ".cache.sqlite")
-    # local scorers share prefixes within one call: give them whole subjects, not small chunks
-    wrapped: Backend = CachedBackend(backend, path, chunk_size=getattr(backend, "cache_chunk_size", None))
-    return wrapped
-
-
-def _judge_config(options: RunOptions) -> Any:
-    if not options.judge and not options.judge_models:
-        return None
-    try:
-        from evalkit.judges import JudgeConfig
-    except ImportError:
-        raise ConfigError("judged tasks are not available in this build (evalkit.judges is missing)") from None
-    cache = None if options.no_cache else str(options.cache or Path(options.output) / ".cache.sqlite")
-    return JudgeConfig.from_cli(definition=options.judge, models=options.judge_models,
-                                args=parse_kv(options.judge_args, what="--judge-args"), votes=options.judge_votes,
-                                reducer=options.judge_reducer, mode=options.judge_mode, dry_run=options.dry_run,
-                                cache=cache)
 
 
 def _seed_everything(seed: int) -> None:
@@ -154,10 +87,45 @@ def _seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
+# ---- step 2: the backend --------------------------------------------------------------------------------------
+
+
+def build_backend(plan: RunPlan, console: Any) -> Backend:
+    """Load the model once (or take the backend object given), then wrap it in the response cache."""
+    options = plan.options
+    backend: Backend
+    if not isinstance(options.model, str):
+        backend = options.model
+    elif options.executor == "ray":  # workers each load the model; the driver runs tasks, cache and run dir
+        from evalkit.executors import ray_backend
+
+        backend = ray_backend(options.model, plan.model_args, workers=options.ray_workers,
+                              address=options.ray_address, extra=options.extra, batch_size=options.batch_size)
+    else:
+        from evalkit.backends._registry import load_resolved
+
+        assert plan.resolved is not None
+        with console.status(f"loading model {options.model} ..."):
+            backend = load_resolved(*plan.resolved)
+    if options.batch_size and hasattr(backend, "set_batch_size"):
+        backend.set_batch_size(options.batch_size)
+    if plan.cache_path is None:
+        return backend
+    from evalkit.store._cache import CachedBackend
+
+    # local scorers share prefixes within one call: give them whole subjects, not small chunks
+    return CachedBackend(backend, plan.cache_path, chunk_size=getattr(backend, "cache_chunk_size", None))
+
+
+# ---- step 4: finalise -----------------------------------------------------------------------------------------
+
+
 def _data_key(path: str, data_dir: Path | None) -> str:
-    """A data file's name in the manifest: relative to the data dir or the bundled demo folder."""
+    """A data file's name in the manifest: relative to the data dir or the bundled tasks folder."""
+    from evalkit.tasks._data import tasks_root
+
     p = Path(path).resolve()
-    for root in ([Path(data_dir).resolve()] if data_dir else []) + [_data.tasks_root().resolve()]:
+    for root in ([data_dir.resolve()] if data_dir else []) + [tasks_root().resolve()]:
         try:
             return str(p.relative_to(root))
         except ValueError:
@@ -165,174 +133,98 @@ def _data_key(path: str, data_dir: Path | None) -> str:
     return p.name
 
 
-def _manifest(specs: list[TaskSpecBase], data_files: dict[str, list[str]], options: RunOptions,
-              versions: dict[str, str]) -> dict[str, Any]:
+def _manifest(plan: RunPlan, data_files: dict[str, set[str]], versions: dict[str, str]) -> dict[str, Any]:
     tasks: dict[str, Any] = {}
-    for spec in specs:
+    for _, spec in plan.selections:
+        if spec.name not in data_files:
+            continue
         source = Path(spec.source_file)
-        entry: dict[str, Any] = {"spec_sha256": file_sha256(source) if source.is_file() else "",
-                                 "spec_file": source.name, "version": spec.version,
-                                 "prompt_sha256": hashlib.sha256(spec.model_dump_json(
-                                     include={"prompt_styles", "prompts"}).encode()).hexdigest()}
-        entry["data_files"] = {_data_key(p, options.data_dir): file_sha256(Path(p))
-                               for p in data_files.get(spec.name, []) if Path(p).is_file()}
-        entry["data_sha256"] = hashlib.sha256("".join(sorted(entry["data_files"].values())).encode()).hexdigest()
-        tasks[spec.name] = entry
-    return {"tasks": tasks, "versions": versions, "seed": options.seed}
+        files = {_data_key(p, plan.data_dir): file_sha256(Path(p)) for p in sorted(data_files[spec.name])
+                 if Path(p).is_file()}
+        tasks[spec.name] = {
+            "spec_sha256": file_sha256(source) if source.is_file() else "", "spec_file": source.name,
+            "version": spec.version,
+            "prompt_sha256": hashlib.sha256(spec.model_dump_json(include={"prompt_styles", "prompts"}).encode()
+                                            ).hexdigest(),
+            "data_files": files,
+            "data_sha256": hashlib.sha256("".join(sorted(files.values())).encode()).hexdigest()}
+    return {"tasks": tasks, "versions": versions, "seed": plan.options.seed}
 
 
-def _truncated(backend: Backend) -> int:
-    stats = getattr(backend, "stats", None)
-    if not callable(stats):
-        return 0
-    values = stats()
-    values = values.as_dict() if hasattr(values, "as_dict") else values
-    return int(values.get("truncated_requests", 0)) if isinstance(values, dict) else 0
+def _new_record(plan: RunPlan, backend: Backend) -> RunRecord:
+    options = plan.options
+    identity = backend.identity
+    config = {"model": plan.model_name or identity.model, "executor": options.executor, "tasks": plan.task_labels,
+              "model_args": plan.public_model_args(), "task_args": plan.task_args,
+              "num_fewshot": options.num_fewshot, "limit": options.limit, "batch_size": options.batch_size,
+              "seed": options.seed, "data_dir": str(plan.data_dir) if plan.data_dir else None,
+              "judge": options.judge, "judge_models": list(options.judge_models),
+              "judge_votes": options.judge_votes}
+    return RunRecord(run_id=new_run_id(identity.model), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     model=ModelRecord(**{**identity.as_dict(), "name": plan.model_name}), config=config,
+                     versions=package_versions())
+
+
+def _finalise(plan: RunPlan, backend: Backend, writer: RunWriter, data_files: dict[str, set[str]],
+              warnings: list[str], error: str | None, seconds: float) -> None:
+    cache_stats = getattr(backend, "cache_stats", None)
+    stats = backend_stats(backend)
+    writer.write_manifest(_manifest(plan, data_files, writer.record.versions))
+    writer.finish(error, timing={**writer.record.timing, "total": round(seconds, 3)},
+                  backend_stats=stats or None,
+                  cache_stats=cache_stats.as_dict() if hasattr(cache_stats, "as_dict") else None,
+                  warnings=warnings[:200])
 
 
 def execute(options: RunOptions) -> Path:
-    """Run every selected task; return the run directory. Partial results are written even on failure."""
+    """Run every selected task; return the run directory. Everything finished is kept, even on failure.
+
+    Raises:
+        EvalkitError: a bad option or task (before anything runs), or the first task that stopped; its
+            message notes where the results so far are.
+    """
+    import time
+
     from rich.console import Console
 
-    console = Console(stderr=True, quiet=options.quiet)
-    if options.executor not in ("local", "ray"):
-        raise ConfigError(f"--executor {options.executor}: use local or ray")
-    selections = _selections(options)  # validate every task before any model is loaded
-    task_args = dict(options.task_args) if isinstance(options.task_args, dict) else parse_kv(options.task_args, what="--task-args")
-    judge = _judge_config(options)
-    requested = (options.model if isinstance(options.model, str) else None, _model_args(options))
-    if options.executor == "ray":  # workers each load the model; the driver runs tasks, cache and run dir
-        from dataclasses import replace
-
-        from evalkit.executors import ray_backend
-
-        options = replace(options, model=ray_backend(options.model, requested[1], workers=options.ray_workers,
-                                                     address=options.ray_address, extra=options.extra,
-                                                     batch_size=options.batch_size))
+    console = Console(stderr=True, quiet=options.quiet, soft_wrap=True)
+    plan = plan_run(options)
     _seed_everything(options.seed)
-    backend, model_args = _build_backend(options, console)
-    model_args = model_args or requested[1]
+    backend = build_backend(plan, console)
+    writer = RunWriter(Path(options.output), _new_record(plan, backend))
     warnings: list[str] = []
 
     def warn(message: str) -> None:
         warnings.append(message)
-        console.print(f"[yellow]warning:[/yellow] {message}", markup=True, highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {message}", markup=True, highlight=False, soft_wrap=True)
 
-    backend = _wrap_cache(backend, options, warn)
-    identity = backend.identity
-    rundir = RunDir(Path(options.output), new_run_id(identity.model))
-    results: dict[str, Any] = {
-        "run_id": rundir.run_id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": identity.as_dict(),
-        "config": {"model": requested[0] or identity.model, "executor": options.executor,
-                   "tasks": [f"{s.name}{':' + ','.join(s.subsets) if s.subsets else ''}" for s, _ in selections],
-                   "model_args": _public_args(model_args), "task_args": task_args, "num_fewshot": options.num_fewshot,
-                   "limit": options.limit, "batch_size": options.batch_size, "seed": options.seed,
-                   "data_dir": str(options.data_dir) if options.data_dir else None, "judge": options.judge,
-                   "judge_models": list(options.judge_models), "judge_votes": options.judge_votes},
-        "tasks": {}, "versions": _versions(), "timing": {}}
-    data_files: dict[str, list[str]] = {}
     started = time.perf_counter()
-    failure: EvalkitError | None = None
+    data_files: dict[str, set[str]] = {}
+    first: BaseException | None = None
     try:
-        for selection, spec in selections:
-            truncated_before = _truncated(backend)
-            outcome, seconds, files = _run_task(spec, selection, backend, options, task_args, judge, warn,
-                                                rundir, console)
-            truncated = _truncated(backend) - truncated_before
-            if truncated:
-                outcome.info["truncated_requests"] = truncated
-                warn(f"{spec.name}: {truncated} request(s) were longer than the model's context and were "
-                     f"left-truncated (counted in results.json info.truncated_requests)")
-            results["tasks"][spec.name] = {"metrics": outcome.metrics, "groups": outcome.groups,
-                                           "subtasks": outcome.subtasks, "n": outcome.n, "info": outcome.info}
-            results["timing"][spec.name] = round(seconds, 3)
-            data_files[spec.name] = files
-            rundir.write_json("results.json", results)  # after every task: nothing computed is lost
-    except EvalkitError as exc:
-        failure = exc
+        data_files, failures = run_tasks(plan, backend, writer, console, warn)
+        first = failures[0] if failures else None
+    except BaseException as exc:  # noqa: BLE001 - record why the run stopped, then let it propagate
+        first = exc
+        raise
     finally:
-        results["timing"]["total"] = round(time.perf_counter() - started, 3)
-        stats = getattr(backend, "stats", None)
-        if callable(stats):
-            values = stats()
-            results["backend_stats"] = values.as_dict() if hasattr(values, "as_dict") else values
-        cache_stats = getattr(backend, "cache_stats", None)
-        if cache_stats is not None and hasattr(cache_stats, "as_dict"):
-            results["cache_stats"] = cache_stats.as_dict()
-        results["warnings"] = warnings[:200]
-        rundir.write_json("results.json", results)
-        done_specs = [spec for _, spec in selections if spec.name in results["tasks"]]
-        rundir.write_json("manifest.json", _manifest(done_specs, data_files, options, results["versions"]))
-    if failure is not None:
-        raise type(failure)(f"{failure} (results so far: {rundir.path / 'results.json'})")
-    return rundir.path
-
-
-def _run_task(spec: TaskSpecBase, selection: TaskSelection, backend: Backend, options: RunOptions,
-              task_args: dict[str, str], judge: Any, warn: Any, rundir: RunDir, console: Any
-              ) -> tuple[TaskOutcome, float, list[str]]:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    runner = import_target(KIND_RUNNERS[spec.kind])
-    _data.FILES_READ.clear()
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
-                        disable=options.quiet)
-    with progress:
-        bar = progress.add_task(spec.name, total=None)
-        ctx = RunContext(data_dir=Path(options.data_dir) if options.data_dir else None, limit=options.limit,
-                         num_fewshot=options.num_fewshot, seed=options.seed, subsets=selection.subsets,
-                         task_args=dict(task_args), batch_size=options.batch_size,
-                         set_total=lambda n: progress.update(bar, total=n),
-                         advance=lambda n: progress.advance(bar, n), warn=warn, judge=judge)
-        started = time.perf_counter()
-        outcome: TaskOutcome = runner(spec, backend, ctx, _Sink(rundir, spec.name))
-    return outcome, time.perf_counter() - started, sorted(_data.FILES_READ)
-
-
-def print_results(path: Path) -> None:
-    """The results table printed at the end of `evalkit run`."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from evalkit.store._rundir import read_results
-
-    results = read_results(path)
-    table = Table("task", "group / subset", "metric", "value", "± stderr", "n", title=f"{results['run_id']}")
-    for task, body in results["tasks"].items():
-        metrics = body.get("metrics", {})
-        for name, value in metrics.items():
-            if name.endswith("_stderr") or not isinstance(value, (int, float)):
-                continue
-            se = metrics.get(f"{name}_stderr")
-            table.add_row(task, "", name, f"{value:.4f}", f"{se:.4f}" if isinstance(se, float) else "",
-                          str(body.get("n", "")))
-        rows = list(body.get("groups", {}).items())
-        if not any(not k.endswith("_stderr") for k in metrics):  # no headline (several lm-eval tasks): subtasks
-            rows += list(body.get("subtasks", {}).items())
-        for group, gm in rows:
-            for name in ("acc", "acc_macro", "score", "acc_norm", "exact_match", "word_perplexity"):
-                if name in gm and isinstance(gm[name], (int, float)):
-                    se = gm.get(f"{name}_stderr")
-                    table.add_row(task, group, name, f"{gm[name]:.4f}", f"{se:.4f}" if isinstance(se, float) else "",
-                                  str(gm.get("n", "")))
-    Console().print(table)
-    Console().print(f"run directory: {path}")
+        error = None if first is None else (str(first) or type(first).__name__)
+        _finalise(plan, backend, writer, data_files, warnings, error, time.perf_counter() - started)
+        if isinstance(first, EvalkitError):
+            first.add_note(f"results so far: {writer.path / 'results.json'}")
+    if first is not None:
+        raise first
+    return writer.path
 
 
 def run_from_cli(options: RunOptions) -> None:
     """`evalkit run`: execute, then print the results table."""
+    from evalkit._results_table import print_results
+
     path = execute(options)
     print_results(path)
 
 
 def options_dict(options: RunOptions) -> dict[str, Any]:
-    return asdict(options)
+    """The options as a plain dict."""
+    return asdict(replace(options))

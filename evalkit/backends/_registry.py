@@ -14,7 +14,7 @@ import yaml
 from evalkit.backends._protocol import Backend
 from evalkit.errors import ConfigError
 
-__all__ = ["CatalogEntry", "catalog", "load_backend", "parse_kv", "register_backend_kind"]
+__all__ = ["CatalogEntry", "catalog", "load_backend", "load_resolved", "parse_kv", "register_backend_kind", "resolve"]
 
 # backend kind -> "module:factory"; a factory takes (model: str, args: dict[str, str]) -> Backend
 _KINDS: dict[str, str] = {
@@ -80,6 +80,10 @@ def catalog() -> dict[str, CatalogEntry]:
     return entries
 
 
+_KV_EXAMPLES = {"--model-args": "dtype=bfloat16,batch_size=8", "--task-args": "path=corpus.txt,stride=512",
+                "--judge-args": "base_url=http://127.0.0.1:8000/v1,concurrency=4"}
+
+
 def parse_kv(text: str | None, *, what: str = "--model-args") -> dict[str, str]:
     """Parse `key=value,key=value` (values may not contain commas; quote-free by design).
 
@@ -95,7 +99,8 @@ def parse_kv(text: str | None, *, what: str = "--model-args") -> dict[str, str]:
         if not part:
             continue
         if "=" not in part:
-            raise ConfigError(f"{what}: '{part}' is not key=value (example: {what} dtype=bfloat16,batch_size=8)")
+            example = _KV_EXAMPLES.get(what, "key=value,key2=value2")
+            raise ConfigError(f"{what}: '{part}' is not key=value (example: {what} {example})")
         key, value = part.split("=", 1)
         out[key.strip()] = value.strip()
     return out
@@ -129,8 +134,12 @@ def resolve(spec: str, args: dict[str, str] | None = None) -> tuple[str, str, di
 
 def load_backend(spec: str, args: dict[str, str] | None = None) -> Backend:
     """Build the backend for a model name (`smollm2`) or explicit spec (`hf:/path`, `openai:gpt-4o`)."""
-    kind, model, merged = resolve(spec, args)
-    return _factory(kind)(model, merged)
+    return load_resolved(*resolve(spec, args))
+
+
+def load_resolved(kind: str, model: str, args: dict[str, str]) -> Backend:
+    """Build the backend of an already resolved (kind, model, args), as `resolve` returns them."""
+    return _factory(kind)(model, args)
 
 
 def describe_kinds() -> dict[str, Any]:

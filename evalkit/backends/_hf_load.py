@@ -8,13 +8,17 @@ Later runs load that copy in about a second, with identical logits.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalkit._quiet import quiet_libraries
 from evalkit.errors import ConfigError, MissingDependency
 
 __all__ = ["LoadedModel", "cache_root", "load_model"]
@@ -34,6 +38,7 @@ class LoadedModel:
     source: str       # what was asked for
     path: str         # where the weights were read from
     revision: str     # hub revision, file hash or "random-<seed>"
+    details: dict[str, str] = field(default_factory=dict)  # e.g. the adapter's identity (peft=...)
 
 
 def cache_root() -> Path:
@@ -65,23 +70,82 @@ def _package_file(package: str, filename: str) -> Path:
     return path
 
 
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file, remembered in `<cache>/file-hashes.json` keyed by path, size, mtime and inode.
+
+    Hashing the 98 MB GGUF takes under a second; remembering it makes later runs free.
+    """
+    stat = path.stat()
+    key = str(path.resolve())
+    stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    sidecar = cache_root() / "file-hashes.json"
+    try:
+        known = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    entry = known.get(key) if isinstance(known, dict) else None
+    if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str):
+        return str(entry["sha256"])
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    known = known if isinstance(known, dict) else {}
+    known[key] = {"stamp": stamp, "sha256": digest.hexdigest()}
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    tmp = sidecar.with_name(f"{sidecar.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(known, indent=1), encoding="utf-8")
+    tmp.replace(sidecar)
+    return digest.hexdigest()
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def _adopt_legacy(legacy: Path, target: Path) -> bool:
+    """Reuse a conversion cached under the old size+mtime name: hard links, no copy, old folder untouched."""
+    if not _complete(legacy):
+        return False
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    try:
+        tmp.mkdir(parents=True)
+        for item in legacy.iterdir():
+            if item.is_file():
+                os.link(item, tmp / item.name)
+        tmp.replace(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return _complete(target)
+    return True
+
+
 def _gguf_to_cache(name: str) -> tuple[Path, str]:
-    """Convert an embedded GGUF once into a safetensors folder; return (folder, revision)."""
+    """Convert an embedded GGUF once into a safetensors folder keyed by the file's content; (folder, revision)."""
     package, filename = _GGUF_MODELS[name]
     gguf = _package_file(package, filename)
-    stat = gguf.stat()
-    revision = f"gguf-{stat.st_size}-{int(stat.st_mtime)}"
+    revision = f"gguf-sha256-{_file_sha256(gguf)[:16]}"
     target = cache_root() / "models" / f"{name}-{revision}"
-    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
+    if _complete(target):
         return target, revision
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    stat = gguf.stat()
+    if _adopt_legacy(cache_root() / "models" / f"{name}-gguf-{stat.st_size}-{int(stat.st_mtime)}", target):
+        return target, revision
     for module in ("gguf", "accelerate"):
         if importlib.util.find_spec(module) is None:
             raise MissingDependency("loading the embedded GGUF model", "hf", module)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=filename)
-    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=filename, dtype=torch.float32)
+    print(f"converting {filename} to a safetensors cache (once, about a minute): {target}", file=sys.stderr)
+    with quiet_libraries(capture_stderr=True):
+        _convert_gguf(gguf, target)
+    return target, revision
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     config = quantized.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -93,7 +157,6 @@ def _gguf_to_cache(name: str) -> tuple[Path, str]:
     if target.exists():
         shutil.rmtree(target)
     tmp.replace(target)
-    return target, revision
 
 
 def _tiny_llama(args: dict[str, str]) -> LoadedModel:
@@ -141,15 +204,30 @@ def _gguf_tokenizer_only() -> tuple[Path, str]:
 def load_model(source: str, args: dict[str, str]) -> LoadedModel:
     """Load a causal LM and its tokenizer from a catalog alias, a local folder or a hub id.
 
-    Hub ids honour `revision`, `trust_remote_code` and the `HF_TOKEN` environment variable; without network
-    access the hub's own error is turned into one line naming the fix.
+    Hub ids honour `revision`, `trust_remote_code` and the `HF_TOKEN` environment variable. An unreachable hub
+    is found out by one short probe (then only cached weights are tried) and reported in one line naming the
+    fix. `peft=<adapter dir or hub id>` (with `merge=true` to fold it into the weights) puts a LoRA adapter on
+    top. Other libraries' progress bars and warnings go to the run's log (see `evalkit._quiet`).
     """
     if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
         raise MissingDependency("the transformers backend", "hf", "transformers/torch")
     if source == "tiny-random-llama":
-        return _tiny_llama(args)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+        with quiet_libraries(capture_stderr=True):
+            loaded = _tiny_llama(args)
+    else:
+        loaded = _pretrained(source, args)
+    if args.get("peft"):
+        from evalkit.backends._hf_peft import apply_adapter
 
+        with quiet_libraries(capture_stderr=True):
+            model, details = apply_adapter(loaded.model, args)
+        loaded = LoadedModel(model, loaded.tokenizer, loaded.source, loaded.path, loaded.revision,
+                             {**loaded.details, **details})
+    return loaded
+
+
+def _pretrained(source: str, args: dict[str, str]) -> LoadedModel:
+    """A model from the embedded GGUF cache, a local folder or the hub."""
     dtype = _torch_dtype(args.get("dtype", "float32"))
     trust = args.get("trust_remote_code", "false").lower() in ("1", "true", "yes")
     revision = args.get("revision")
@@ -160,16 +238,23 @@ def load_model(source: str, args: dict[str, str]) -> LoadedModel:
         path = str(Path(source).expanduser().resolve())
         revision = revision or "local"
     else:
+        from evalkit._offline import hub_reachable
+
+        hub_reachable()  # one short probe; offline mode (cached weights only) when the hub does not answer
         path = source
     kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust}
     if revision and not Path(path).exists():
         kwargs["revision"] = revision
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust,
-                                                  **({"revision": revision} if "revision" in kwargs else {}))
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        with quiet_libraries(capture_stderr=True):
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust,
+                                                      **({"revision": revision} if "revision" in kwargs else {}))
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot load model '{source}': {first} — pass a local folder (hf:/path/to/model) "
-                          f"or make the hub reachable / the weights cached (HF_HOME)") from None
+        raise ConfigError(f"cannot load model '{source}': {first} — pass a local folder (hf:/path/to/model), "
+                          f"or make the hub reachable / the weights cached (HF_HOME); EVALKIT_OFFLINE=1 skips the "
+                          f"hub and uses cached weights only") from None
     return LoadedModel(model, tokenizer, source, path, revision or "main")

@@ -1,0 +1,189 @@
+"""`evalkit data check DIR`: what each task finds in a data folder, and what is missing or malformed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from evalkit.data._catalog import DATASETS, dataset_info
+from evalkit.data._files import check_jsonl, check_mc_csv, check_text, needs_keys
+
+__all__ = ["TaskCheck", "check_data_dir", "check_task"]
+
+Status = Literal["ok", "partial", "absent", "problems"]
+LONGBENCH_V2_KEYS = ("_id", "question", "choice_A", "choice_B", "choice_C", "choice_D", "answer", "context")
+
+
+@dataclass
+class TaskCheck:
+    """What one task found under the data dir."""
+
+    task: str
+    found: list[str] = field(default_factory=list)      # summary lines of what is there
+    missing: list[str] = field(default_factory=list)    # files the layout has and the folder lacks
+    problems: list[str] = field(default_factory=list)   # malformed files, rows and missing required parts
+    present: bool = False
+
+    @property
+    def status(self) -> Status:
+        """ok, partial (optional parts missing), absent (nothing of this task) or problems."""
+        if self.problems:
+            return "problems"
+        if not self.present:
+            return "absent"
+        return "partial" if self.missing else "ok"
+
+
+def check_data_dir(root: Path, tasks: Sequence[str] = ()) -> list[TaskCheck]:
+    """Check `root` for the named tasks (default: every built-in task with a local layout).
+
+    A named task that is absent is a problem; an unnamed absent one is only listed.
+    """
+    names = list(tasks) or [d.task for d in DATASETS if d.task != "ppl"]
+    results = []
+    for name in names:
+        result = check_task(root, name)
+        if tasks and not result.present and not result.problems:
+            result.problems.append(f"{name}: nothing found under {root} (layout: {_layout(name)}); "
+                                   f"get it with `evalkit data pull {name} --to {root}`")
+        results.append(result)
+    return results
+
+
+def _layout(task: str) -> str:
+    info = dataset_info(task)
+    return info.local if info else "see the task YAML's data.local"
+
+
+def check_task(root: Path, task: str) -> TaskCheck:
+    """Check one task's files under `root` (its kind decides the layout)."""
+    info = dataset_info(task)
+    layout = info.layout if info else "mc_csv"
+    checker = {"mc_csv": _check_mc, "mt_bench": _check_mt_bench, "longbench": _check_longbench,
+               "longbench_v2": _check_longbench_v2, "text": _check_text_file, "text_glob": _check_text_glob}[layout]
+    return checker(root, task)
+
+
+def _check_mc(root: Path, task: str) -> TaskCheck:
+    from evalkit.tasks._registry import load_task
+
+    spec: Any = load_task(task)
+    result = TaskCheck(task)
+    local = getattr(getattr(spec, "data", None), "local", None)
+    if spec.kind != "multiple_choice" or not local:
+        result.problems.append(f"{task}: not a multiple-choice task with a local data layout (data.local); "
+                               "evalkit data check knows multiple-choice, MT-Bench, LongBench and text tasks")
+        return result
+    splits = [s for s in (spec.fewshot_split, spec.eval_split) if s]
+    cols = spec.columns
+    for split in splits:
+        files = rows = 0
+        for subject in spec.subset_names():
+            path = root / local.format(subject=subject, split=split)
+            if not path.is_file():
+                result.missing.append(str(path))
+                continue
+            files += 1
+            n, problems = check_mc_csv(path, encoding=spec.data.encoding, question=cols.question,
+                                       choices=cols.choices, answer=cols.answer, letters=spec.letters)
+            rows += n
+            result.problems.extend(problems)
+        if files:
+            result.present = True
+        result.found.append(f"{split}: {files}/{len(spec.subset_names())} subject files, {rows:,} rows")
+    if result.present and result.missing:  # a benchmark copy without some subjects is a broken copy
+        result.problems.extend(f"{path}: missing (the {task} layout has it)" for path in result.missing)
+        result.missing.clear()
+    return result
+
+
+def _check_mt_bench(root: Path, task: str) -> TaskCheck:
+    result = TaskCheck(task)
+    questions = root / "mt_bench" / "question.jsonl"
+    if not questions.is_file():
+        result.missing.append(str(questions))
+        return result
+    result.present = True
+    n, problems = check_jsonl(questions, needs_keys("question_id", "category", "turns", lists=("turns",)))
+    result.found.append(f"question.jsonl: {n} questions")
+    result.problems.extend(problems)
+    references = root / "mt_bench" / "reference_answer" / "gpt-4.jsonl"
+    answer_keys = needs_keys("question_id", "choices", lists=("choices",))
+    if references.is_file():
+        n, problems = check_jsonl(references, answer_keys)
+        result.found.append(f"reference_answer/gpt-4.jsonl: {n} answers")
+        result.problems.extend(problems)
+    answers = sorted((root / "mt_bench" / "model_answer").glob("*.jsonl"))
+    for path in answers:
+        result.problems.extend(check_jsonl(path, answer_keys)[1])
+    if answers:
+        result.found.append(f"model_answer/: {len(answers)} models")
+    return result
+
+
+def _check_longbench(root: Path, task: str) -> TaskCheck:
+    from evalkit.tasks._registry import load_task
+
+    spec: Any = load_task(task)
+    suffix = "_e" if task == "longbench_e" else ""
+    result = TaskCheck(task)
+    found = []
+    for name in spec.subset_names():
+        path = root / "longbench" / "data" / f"{name}{suffix}.jsonl"
+        if not path.is_file():
+            result.missing.append(str(path))
+            continue
+        n, problems = check_jsonl(path, needs_keys("input", "context", "answers", lists=("answers",)))
+        found.append(f"{name} ({n})")
+        result.problems.extend(problems)
+    result.present = bool(found)
+    if found:  # the datasets are independent: absent ones are listed, not counted as problems
+        result.found.append(f"{len(found)} of {len(spec.subset_names())} datasets: {', '.join(found)}")
+    return result
+
+
+def _check_longbench_v2(root: Path, task: str) -> TaskCheck:
+    result = TaskCheck(task)
+    path = root / "longbench" / "v2" / "data.json"
+    if not path.is_file():
+        result.missing.append(str(path))
+        return result
+    result.present = True
+    n, problems = check_jsonl(path, needs_keys(*LONGBENCH_V2_KEYS), allow_array=True)
+    result.found.append(f"v2/data.json: {n} questions")
+    result.problems.extend(problems)
+    return result
+
+
+def _check_text_file(root: Path, task: str) -> TaskCheck:
+    info = dataset_info(task)
+    result = TaskCheck(task)
+    path = root / (info.local if info else "")
+    if not path.is_file():
+        result.missing.append(str(path))
+        return result
+    result.present = True
+    chars, problems = check_text(path)
+    result.found.append(f"{path.name}: {chars:,} characters")
+    result.problems.extend(problems)
+    return result
+
+
+def _check_text_glob(root: Path, task: str) -> TaskCheck:
+    info = dataset_info(task)
+    result = TaskCheck(task)
+    pattern = info.local if info else "*.txt"
+    paths = sorted(root.glob(pattern))
+    if not paths:
+        result.missing.append(str(root / pattern))
+        return result
+    result.present = True
+    total = 0
+    for path in paths:
+        chars, problems = check_text(path)
+        total += chars
+        result.problems.extend(problems)
+    result.found.append(f"{len(paths)} text files, {total:,} characters")
+    return result

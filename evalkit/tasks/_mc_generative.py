@@ -191,8 +191,9 @@ def _read(completion: Completion, letters: str, options: McOptions, tokenizer: A
     text = completion.text
     reasoning = completion.reasoning[0] if completion.reasoning else None
     split = split_thinking(text, options.think_open, options.think_close, reasoning)
-    found = extract_answer(split.answer, letters) if split.answer else Extraction(None, "none", None)
     reason = completion.finish_reasons[0] if completion.finish_reasons else ""
+    found = (extract_answer(split.answer, letters, truncated=reason == "length") if split.answer
+             else Extraction(None, "none", None))
     return _Reading(text, split, found, reason, count_tokens(split.thinking, tokenizer))
 
 

@@ -55,6 +55,7 @@ def _run_in_process(backend: FakeBackend, out: Path, data: Path, **kw: Any) -> d
     return {"tasks": results["tasks"], "samples": samples}
 
 
+@pytest.mark.integration  # kills and reruns a CLI subprocess
 def test_kill_9_then_rerun_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):  # no hub look-ups: the demo set is local
         monkeypatch.setenv(name, "1")

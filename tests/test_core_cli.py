@@ -53,6 +53,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], fragm
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.integration  # a CLI subprocess that imports transformers
 def test_unreachable_hub_model_is_a_one_line_error(tmp_path: Path) -> None:
     result = _cli("run", "--model", "hf:evalkit-test/no-such-model", "--tasks", "cmmlu", "--limit", "1",
                   "--output", str(tmp_path / "runs"))

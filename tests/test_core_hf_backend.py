@@ -11,6 +11,9 @@ from evalkit.backends import load_backend
 from evalkit.types import GenConfig, Message
 from evalkit.types import LoglikelihoodRequest as R
 
+# ~15-40 s: loads the tiny random Llama several times and compares every fast path with full forwards
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def fast() -> Any:

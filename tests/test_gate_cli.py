@@ -75,6 +75,7 @@ def test_missing_results_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "no such results file" in capsys.readouterr().err
 
 
+@pytest.mark.integration  # several CLI subprocesses
 def test_real_process_exit_codes() -> None:
     """Exit statuses of a real process (0 is covered in-process above); no traceback on 1 or 2."""
     script = "import sys; from evalkit.cli import main; sys.exit(main(sys.argv[1:]))"

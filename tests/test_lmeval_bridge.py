@@ -140,6 +140,7 @@ def _bridge_vs_native(model: Any, folder: Path, data_dir: Path, tmp: Path, shots
     return ours, theirs, bridge
 
 
+@pytest.mark.integration  # runs lm-eval
 def test_bridge_equals_native_cmmlu_on_the_fake_backend(cmmlu_tasks: Path, data_dir: Path, tmp_path: Path) -> None:
     ours, theirs, run_dir = _bridge_vs_native("fake:echo", cmmlu_tasks, data_dir, tmp_path, 2)
     assert sorted(ours) == sorted(theirs) == [0, 1, 2]
@@ -159,6 +160,7 @@ def test_bridge_equals_native_cmmlu_on_the_fake_backend(cmmlu_tasks: Path, data_
     assert {Path(f).name for f in manifest["data_files"]} == {"cmmlu_agronomy_test.jsonl", "cmmlu_agronomy_dev.jsonl"}
 
 
+@pytest.mark.integration  # runs lm-eval
 def test_bridge_errors_are_one_line(cmmlu_tasks: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not know task.*no_such_task"):
         _run(tmp_path, "fake:echo", "lmeval:no_such_task", _LOCAL.format(cmmlu_tasks), no_cache=True)
@@ -182,6 +184,7 @@ def _write_gen_and_rolling_tasks(folder: Path) -> None:
         "doc_to_target: '{{q}} {{a}}.'", "metric_list: [{metric: word_perplexity}, {metric: bits_per_byte}]", ""]))
 
 
+@pytest.mark.integration  # runs lm-eval
 def test_generation_and_rolling_through_a_tiny_llama(tmp_path: Path) -> None:
     from evalkit.backends import load_backend
 

@@ -188,6 +188,7 @@ def _check(dataset: str, official: Any, rows: list[dict[str, Any]], n: int) -> l
     return official_scores
 
 
+@pytest.mark.integration  # ~5 s: 1,600 jieba-segmented pairs
 def test_multifieldqa_zh_qa_f1_zh(data_dir: Path) -> None:
     rows = _rows(data_dir, "multifieldqa_zh")
     assert len(_check("multifieldqa_zh", _Official.qa_f1_zh, rows, 200)) == 8

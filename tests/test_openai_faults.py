@@ -19,6 +19,7 @@ from evalkit.types import GenConfig, LoglikelihoodRequest, Message
 POLICY = RetryPolicy(max_retries=20, backoff_base=0.001, backoff_max=0.01, timeout=0.4)
 
 
+@pytest.mark.integration  # waits out a slow reply and retries (~4 s)
 def test_run_completes_with_correct_results_and_counted_retries() -> None:
     schedule = FaultSchedule.parse("ok,429,ok,500,ok,slow,ok,malformed,ok,ok", retry_after=0.01, slow_seconds=1.0)
     convs = [(Message("user", f"question {i}: say something"),) for i in range(12)]

@@ -68,6 +68,7 @@ def _same_run(tmp: Path, model: str, tasks: str, **options: Any) -> dict[str, An
     return sharded
 
 
+@pytest.mark.integration  # starts a local Ray cluster
 def test_sharded_run_equals_local_run_on_the_fake_backend(local_cluster: None, data_dir: Path,
                                                           tmp_path: Path) -> None:
     results = _same_run(tmp_path, "fake:echo", "cmmlu:agronomy,anatomy,wikitext,longbench:multifieldqa_zh",
@@ -76,6 +77,7 @@ def test_sharded_run_equals_local_run_on_the_fake_backend(local_cluster: None, d
     assert results["tasks"]["cmmlu"]["n"] == 6
 
 
+@pytest.mark.integration  # starts a local Ray cluster
 def test_sharded_run_equals_local_run_on_a_tiny_llama(local_cluster: None, data_dir: Path, tmp_path: Path) -> None:
     # bit-for-bit needs each row scored alone: the transformers backend's floats change in the last digits
     # with batch composition (padding, shared prefixes), which sharding changes like --batch-size does
@@ -90,6 +92,7 @@ def test_sharded_run_equals_local_run_on_a_tiny_llama(local_cluster: None, data_
     assert results["model"]["model"] == "tiny-random-llama" and results["tasks"]["cmmlu"]["n"] == 3
 
 
+@pytest.mark.integration  # starts a local Ray cluster
 def test_a_ray_run_fills_the_cache_that_a_local_run_resumes_from(local_cluster: None, data_dir: Path,
                                                                  tmp_path: Path) -> None:
     cache = tmp_path / "cache.sqlite"
@@ -101,6 +104,7 @@ def test_a_ray_run_fills_the_cache_that_a_local_run_resumes_from(local_cluster: 
     assert again["tasks"] == first["tasks"] and again_samples == first_samples
 
 
+@pytest.mark.integration  # starts a local Ray cluster
 def test_ray_needs_a_model_name_not_a_backend_object(local_cluster: None, tmp_path: Path) -> None:
     from evalkit.backends import load_backend
 

@@ -17,7 +17,7 @@ from evalkit.report import build_site, load_runs, run_from_results
 from evalkit.report._model import discover_results
 from evalkit.store._lmeval_import import import_lmeval_results
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from evalkit.report import build_site, load_runs
 from evalkit.report._model import discover_results
 
@@ -23,6 +25,7 @@ def _fixtures() -> ModuleType:
     return module
 
 
+@pytest.mark.integration  # builds a 300-run site
 def test_thirty_models_ten_tasks_build_fast(tmp_path: Path) -> None:
     _fixtures().write_synthetic_runs(tmp_path / "runs", models=30, tasks=10, samples=2480)
     started = time.perf_counter()

@@ -91,6 +91,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.integration  # a CLI subprocess serving a model
 def test_the_serve_command(tmp_path: object) -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -121,6 +122,7 @@ def test_the_serve_command(tmp_path: object) -> None:
         proc.wait(timeout=10)
 
 
+@pytest.mark.integration  # a CLI subprocess
 def test_serve_command_bad_model_is_a_user_error() -> None:
     done = subprocess.run([sys.executable, "-m", "evalkit.cli", "serve", "--model", "nosuch:thing"],
                           check=False, capture_output=True, text=True, timeout=60)

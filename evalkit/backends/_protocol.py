@@ -17,7 +17,7 @@ from evalkit.types import (
 )
 
 __all__ = ["Backend", "ChatLogprobs", "ChatRendering", "LogprobCompletion", "ModelIdentity", "RawCompletion",
-           "ResultCallback", "StreamingResults", "TokenizerAccess"]
+           "ResultCallback", "StreamingResults", "TokenizerAccess", "WindowStore"]
 
 ResultCallback = Callable[[Sequence[int], Sequence[Any]], None]
 """`on_results(indices, results)`: what a streaming backend calls as each internal batch finishes, with
@@ -145,7 +145,29 @@ class StreamingResults(Protocol):
                       on_results: ResultCallback | None = None) -> list[LoglikelihoodResult]: ...
 
     def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None,
-                              on_results: ResultCallback | None = None) -> list[TokenLogprobs]: ...
+                              on_results: ResultCallback | None = None,
+                              windows: WindowStore | None = None) -> list[TokenLogprobs]:
+        """As `Backend.loglikelihood_rolling`; a text that spans several windows also has each window handed
+        to `windows` as its batch finishes, and windows `windows` already holds are not computed again."""
+        ...
 
     def generate(self, conversations: Sequence[Conversation], config: GenConfig, *,
                  on_results: ResultCallback | None = None) -> list[Completion]: ...
+
+
+@runtime_checkable
+class WindowStore(Protocol):
+    """Where a streaming backend keeps the scored windows of long texts while `loglikelihood_rolling` runs.
+
+    The response cache passes one to a `streams_results` backend, so a text of many windows (a whole file
+    scored for perplexity) is not lost whole to a kill: its finished windows are stored batch by batch and a
+    rerun computes only the others. Indices are into that call's list of texts.
+    """
+
+    def known(self, text: int, count: int) -> dict[int, tuple[float, ...]]:
+        """The stored per-token logprobs of the windows (numbered 0..count-1) of text `text`."""
+        ...
+
+    def add(self, windows: Sequence[tuple[int, int, tuple[float, ...]]]) -> None:
+        """Store `(text, window number, per-token logprobs)` of windows just scored, in one transaction."""
+        ...

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from evalkit.errors import ConfigError, DataError
 
 __all__ = ["DataSource", "HubSource", "RecordFile", "Rows", "Warn", "bundled_root", "check_data_dir", "decode_text",
-           "missing_data_message", "read_file_rows", "read_rows", "read_text_file", "read_text_source",
+           "local_paths", "missing_data_message", "read_file_rows", "read_rows", "read_text_file", "read_text_source",
            "tasks_root"]
 
 Warn = Callable[[str], None]
@@ -34,9 +34,6 @@ def _ignore(_: Any) -> None:
 
 Origin = Literal["local", "hub", "demo", "file"]
 _hub_failed: list[str] = []  # once the hub is unreachable, stop trying for the rest of the process
-# Deprecated: files read are recorded through RunContext.record_file; kept only until the runner and the
-# other loaders stop reading it. Nothing in this module writes to it.
-FILES_READ: set[str] = set()
 
 
 

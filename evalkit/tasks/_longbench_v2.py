@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from evalkit.backends._protocol import Backend, TokenizerAccess
+from evalkit.backends._adapt import as_base_backend
+from evalkit.backends._protocol import Backend, BackendBase
 from evalkit.errors import ConfigError, DataError
 from evalkit.metrics._aggregate import mean_stderr
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
@@ -78,9 +79,9 @@ def v2_accuracy(rows: Sequence[dict[str, Any]], correct: Sequence[bool]) -> tupl
     return metrics, groups, subtasks
 
 
-def _ask(backend: Backend, prompts: list[str], max_new: int, budget: int | None, seed: int) -> tuple[
+def _ask(backend: BackendBase, prompts: list[str], max_new: int, budget: int | None, seed: int) -> tuple[
         list[str], list[Any]]:
-    tokenizer = backend if isinstance(backend, TokenizerAccess) else None
+    tokenizer = backend if backend.can_tokenize else None
     cut = [truncate_prompt(p, tokenizer, budget, style="v2") for p in prompts]
     config = GenConfig(temperature=0.0, max_tokens=max_new, seed=seed)
     completions = backend.generate([(Message("user", c.text),) for c in cut], config)
@@ -101,7 +102,8 @@ def _sample(row: dict[str, Any], idx: int, prompt: Any, response: str, letter: s
 def _templates(spec: LongContextSpec, ctx: RunContext, mode: str) -> tuple[dict[str, str], str]:
     if mode not in _MODES:
         raise ConfigError(f"--task-args mode={mode}: use one of {', '.join(_MODES)}")
-    templates, template_source = load_v2_templates(ctx.data_dir, spec.v2_templates)
+    templates, template_source = load_v2_templates(ctx.data_dir, spec.v2_templates,
+                                                   record_file=ctx.record_file)
     needed = [_MODES[mode], *(["0shot_cot_ans"] if mode == "cot" else [])]
     missing = [n for n in needed if n not in templates]
     if missing:
@@ -112,7 +114,8 @@ def _templates(spec: LongContextSpec, ctx: RunContext, mode: str) -> tuple[dict[
 def _records(ctx: RunContext) -> Any:
     where = source(ctx)
     rec = load_v2_records(ctx.data_dir if where in ("auto", "local") else None,
-                          use_hub=where in ("auto", "hub"), use_demo=where in ("auto", "demo"))
+                          use_hub=where in ("auto", "hub"), use_demo=where in ("auto", "demo"),
+                          warn=ctx.warn, record_file=ctx.record_file)
     if rec is None:
         raise DataError("LongBench v2: no data (DIR/longbench/v2/data.json, hub THUDM/LongBench-v2, demo set); "
                         "pass --data-dir or allow the HF hub")
@@ -123,11 +126,13 @@ def _records(ctx: RunContext) -> Any:
 
 def run_v2(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
     """Run LongBench v2 (see the module docstring)."""
+    backend = as_base_backend(backend)
     mode = ctx.task_args.get("mode", "0shot")
     templates, template_source = _templates(spec, ctx, mode)
     rec = _records(ctx)
     rows = rec.rows[: ctx.limit] if ctx.limit is not None else rec.rows
-    models = load_config(ctx.data_dir, {}, {}, model2maxlen_file="v2_prompts/model2maxlen_v2.json").model_max_length
+    models = load_config(ctx.data_dir, {}, {}, model2maxlen_file="v2_prompts/model2maxlen_v2.json",
+                         record_file=ctx.record_file).model_max_length
     cap = new_token_cap(ctx)
     first_max = min(spec.v2_cot_max_new_tokens if mode == "cot" else spec.v2_max_new_tokens, cap)
     answer_max = min(spec.v2_max_new_tokens, cap)

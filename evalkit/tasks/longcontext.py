@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from evalkit.backends._protocol import Backend, RawCompletion, TokenizerAccess
+from evalkit.backends._adapt import as_base_backend
+from evalkit.backends._protocol import Backend, BackendBase
 from evalkit.errors import ConfigError, DataError
 from evalkit.metrics import _longbench as lb
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
@@ -56,23 +57,23 @@ def _selected(spec: LongContextSpec, ctx: RunContext) -> list[str]:
     return list(ctx.subsets)
 
 
-def _call(backend: Backend, texts: list[str], config: GenConfig, raw: bool) -> list[Completion]:
+def _call(backend: BackendBase, texts: list[str], config: GenConfig, raw: bool) -> list[Completion]:
     if raw:
-        return list(backend.complete(texts, config))  # type: ignore[attr-defined]
+        return list(backend.complete(texts, config))
     return backend.generate([(Message("user", t),) for t in texts], config)
 
 
-def _run_dataset(name: str, rec: Records, spec: LongContextSpec, cfg: LongBenchConfig, backend: Backend,
+def _run_dataset(name: str, rec: Records, spec: LongContextSpec, cfg: LongBenchConfig, backend: BackendBase,
                  ctx: RunContext, sink: SampleSink) -> dict[str, Any]:
     """Generate and score one dataset; returns its item scores, lengths and bookkeeping."""
     rows = rec.rows[: ctx.limit] if ctx.limit is not None else rec.rows
     if name not in cfg.prompts or name not in cfg.max_new_tokens:
         raise DataError(f"LongBench: no prompt template / max new tokens for '{name}' in {cfg.sources['prompts']}")
     max_new = min(cfg.max_new_tokens[name], new_token_cap(ctx))
-    raw = name in lb.NO_CHAT_TEMPLATE_DATASETS and isinstance(backend, RawCompletion)
+    raw = name in lb.NO_CHAT_TEMPLATE_DATASETS and backend.can_complete
     budget, rule = budget_for(backend, max_new_tokens=max_new, task_args=ctx.task_args,
                               model_table=cfg.model_max_length, uses_chat=not raw)
-    tokenizer = backend if isinstance(backend, TokenizerAccess) else None
+    tokenizer = backend if backend.can_tokenize else None
     config = GenConfig(temperature=0.0, max_tokens=max_new, seed=ctx.seed)
     keep_all = flag(ctx, "full_prompts")
     scores: list[float] = []
@@ -126,14 +127,15 @@ def _summarise(spec: LongContextSpec, results: dict[str, dict[str, Any]]) -> tup
     return metrics, groups, subtasks
 
 
-def _run_v1(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
+def _run_v1(spec: LongContextSpec, backend: BackendBase, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
     names = _selected(spec, ctx)
     where = source(ctx)
-    cfg = load_config(ctx.data_dir, spec.prompts, spec.max_new_tokens)
+    cfg = load_config(ctx.data_dir, spec.prompts, spec.max_new_tokens, record_file=ctx.record_file)
     records = load_records(
         names, data_dir=ctx.data_dir if where in ("auto", "local") else None,
         file_suffix="_e" if spec.variant == "longbench_e" else "", hub_repo=spec.hub_repo,
-        use_hub=where in ("auto", "hub"), use_demo=where in ("auto", "demo"), warn=ctx.warn)
+        use_hub=where in ("auto", "hub"), use_demo=where in ("auto", "demo"), warn=ctx.warn,
+        record_file=ctx.record_file)
     if not records:
         raise DataError(f"{spec.name}: none of its datasets was found; pass --data-dir DIR with "
                         f"DIR/longbench/data/<dataset>.jsonl, allow the HF hub, or use --task-args source=demo")
@@ -162,6 +164,7 @@ def _run_v1(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: Samp
 
 def run(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
     """Run a LongBench task (v1, -E or v2) against a backend; see the module docstring."""
+    backend = as_base_backend(backend)
     if spec.variant == "longbench_v2":
         from evalkit.tasks._longbench_v2 import run_v2
 

@@ -35,6 +35,7 @@ from evalkit.types import GenConfig, LoglikelihoodRequest, Message
 __all__ = ["MultipleChoiceSpec", "PromptStyle", "build_prompt", "run"]
 
 _TASK_ARGS = {"prompt_style", "fewshot_sampler"}
+MetricName = Literal["acc", "acc_norm"]
 _SUBJECT_VARIABLES = frozenset({"subject", "subject_zh", "subject_name"})
 _QUESTION_VARIABLES = _SUBJECT_VARIABLES | {"question", "choices", "answer"}  # + one variable per option letter
 
@@ -88,7 +89,7 @@ class MultipleChoiceSpec(TaskSpecBase):
     fewshot_sampler: Literal["first_n", "random"] = "first_n"
     default_prompt_style: str = "default"
     prompt_styles: dict[str, PromptStyle]
-    metrics: list[Literal["acc", "acc_norm"]] = Field(default_factory=lambda: ["acc", "acc_norm"])
+    metrics: list[MetricName] = Field(default_factory=lambda: list[MetricName](["acc", "acc_norm"]))
     subjects: dict[str, SubjectInfo] = Field(default_factory=dict)
     subjects_file: str | None = None  # a subject mapping JSON under the data dir (C-Eval or CMMLU layout)
     group_order: list[str] = Field(default_factory=list)
@@ -275,7 +276,8 @@ def _load_subjects(spec: MultipleChoiceSpec, ctx: RunContext, subjects: list[str
             questions = questions[:ctx.limit]
         loaded[subject] = _SubjectData(questions, shots, rows.origin, skipped + bad_shots, rows.location)
     if unusable and not loaded:
-        more = f" (and {len(unusable) - 1} more files)" if len(unusable) > 1 else ""
+        extra = len(unusable) - 1
+        more = f" (and {extra} more file{'s' if extra > 1 else ''})" if extra else ""
         raise DataError(f"{spec.name}: every row of {unusable[0]}{more} was skipped, nothing to score; fix the "
                         f"rows or the task's columns/letters ({spec.source_file or 'the task YAML'})")
     return loaded, str(origin), missing

@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from evalkit.backends._hf_generate import Generator, OnResults, OnStream, generate_completions
 from evalkit.backends._hf_load import LoadedModel, load_model
+from evalkit.backends._hf_rolling import plan_windows, score_rolling
 from evalkit.backends._hf_scoring import Row, Scored, Scorer
-from evalkit.backends._protocol import ModelIdentity, ResultCallback
+from evalkit.backends._protocol import BackendBase, ModelIdentity, ResultCallback, WindowStore
 from evalkit.backends._stops import cut_at_stop, cut_choices_at_stop, token_pieces
 from evalkit.errors import ConfigError
 from evalkit.types import (
@@ -28,7 +30,7 @@ __all__ = ["HFBackend", "create", "from_model", "rolling_windows"]
 _TRUE = ("1", "true", "yes", "on")
 _KNOWN_ARGS = {"dtype", "device", "revision", "trust_remote_code", "batch_size", "prefix_cache", "max_length",
                "add_bos_token", "seed", "hidden_size", "intermediate_size", "layers", "min_prefix",
-               "token_budget", "threads"}
+               "token_budget", "threads", "gen_batch", "peft", "peft_revision", "merge"}
 
 
 def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int,
@@ -42,7 +44,7 @@ def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int,
 
     Examples:
         >>> rolling_windows([5, 6, 7, 8, 9], prefix_token=1, max_length=2)
-        [((1, 5), 2), ((6, 7), 2), ((8, 9), 1)]
+        [((1, 5), 2), ((6, 7), 2), ((7, 8), 1)]
     """
     seq = [prefix_token, *tokens]  # position i of seq predicts seq[i + 1]
     n = len(tokens)
@@ -62,8 +64,10 @@ def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int,
     return windows
 
 
-class HFBackend:
+class HFBackend(BackendBase):
     """A transformers causal LM behind the three-method contract."""
+
+    can_complete = can_render_chat = can_tokenize = can_complete_logprobs = True
 
     # the response cache hands requests over in chunks; prefix sharing works within a call, so make it large.
     # Results still reach the cache batch by batch: every method streams them through `on_results`.
@@ -97,6 +101,11 @@ class HFBackend:
         self.scorer = Scorer(self.model, pad_id=self.pad_id, rows_per_batch=rows, token_budget=budget,
                              prefix_cache=args.get("prefix_cache", "true").lower() in _TRUE,
                              min_prefix=int(args.get("min_prefix", "8")))
+        # gen_batch=1: today's sequential transformers `generate`, one prompt at a time (the reference)
+        self.gen_batch = int(args.get("gen_batch", "32"))
+        self.generator = Generator(self.model, self.tokenizer, pad_id=self.pad_id, rows_per_batch=self.gen_batch,
+                                   token_budget=budget, prefix_cache=self.scorer.prefix_cache,
+                                   min_prefix=int(args.get("min_prefix", "8")))
         self.truncated = 0
         self.scoring_seconds = 0.0
         self.progress: Callable[[int], None] | None = None
@@ -106,7 +115,7 @@ class HFBackend:
     @property
     def identity(self) -> ModelIdentity:
         return ModelIdentity("hf", self.loaded.source, self.loaded.revision,
-                             {"dtype": self.dtype, "max_length": str(self._max_length)})
+                             {"dtype": self.dtype, "max_length": str(self._max_length), **self.loaded.details})
 
     @property
     def max_length(self) -> int:
@@ -171,7 +180,7 @@ class HFBackend:
 
     def stats(self) -> dict[str, int]:
         """Scorer counters, truncations, and `scoring_ms`: wall time inside loglikelihood(_rolling)."""
-        return {**self.scorer.stats.as_dict(), "truncated_requests": self.truncated,
+        return {**self.scorer.stats.as_dict(), **self.generator.stats.as_dict(), "truncated_requests": self.truncated,
                 "scoring_ms": round(self.scoring_seconds * 1000)}
 
     # ---- loglikelihood -------------------------------------------------------------------------------------
@@ -224,67 +233,55 @@ class HFBackend:
         return [LoglikelihoodResult(scored[k][0], scored[k][1]) for k in range(len(requests))]
 
     def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None,
-                              on_results: ResultCallback | None = None) -> list[TokenLogprobs]:
-        """Per-token logprobs in windows; `on_results` gets each text once its last window is scored."""
+                              on_results: ResultCallback | None = None,
+                              windows: WindowStore | None = None) -> list[TokenLogprobs]:
+        """Per-token logprobs in windows; `on_results` gets each text once its last window is scored, and
+        `windows` keeps (and gives back) the finished windows of texts that span several."""
         started = time.perf_counter()
         try:
-            return self._loglikelihood_rolling(texts, stride, on_results)
+            plan = plan_windows([self.encode(text) for text in texts],
+                                lambda tokens: rolling_windows(tokens, self.prefix_token_id, self._max_length,
+                                                               stride), windows)
+            return score_rolling(self.scorer, plan, on_results=on_results, store=windows, progress=self.progress)
         finally:
             self.scoring_seconds += time.perf_counter() - started
-
-    def _rolling_rows(self, texts: Sequence[str], stride: int | None) -> tuple[list[Row], list[list[int]]]:
-        """The window rows of all texts, and per text the keys (row indices) of its windows in order."""
-        rows: list[Row] = []
-        spans: list[list[int]] = []
-        for text in texts:
-            tokens = self.encode(text)
-            keys, done = [], 0
-            for tokens_in, scored in rolling_windows(tokens, self.prefix_token_id, self._max_length, stride):
-                key = len(rows)
-                rows.append(Row(tokens_in, ((key, tuple(tokens[done:done + scored])),)))
-                keys.append(key)
-                done += scored
-            spans.append(keys)
-        return rows, spans
-
-    def _loglikelihood_rolling(self, texts: Sequence[str], stride: int | None,
-                               on_results: ResultCallback | None) -> list[TokenLogprobs]:
-        rows, spans = self._rolling_rows(texts, stride)
-        owner = {key: text for text, keys in enumerate(spans) for key in keys}
-        remaining = [len(keys) for keys in spans]
-        scored: dict[int, Scored] = {}
-
-        def joined(text: int) -> TokenLogprobs:
-            keys = spans[text]
-            return TokenLogprobs(tuple(v for key in keys for v in scored[key][2]), windows=len(keys))
-
-        def complete(texts_done: list[int]) -> None:  # a text is a result once all its windows are scored
-            if texts_done and on_results is not None:
-                on_results(texts_done, [joined(t) for t in texts_done])
-            if texts_done and self.progress is not None:
-                self.progress(len(texts_done))
-
-        def on_batch(part: dict[int, Scored]) -> None:
-            scored.update(part)
-            for key in part:
-                remaining[owner[key]] -= 1
-            complete([t for t in dict.fromkeys(owner[key] for key in part) if remaining[t] == 0])
-
-        complete([t for t, keys in enumerate(spans) if not keys])  # empty texts: nothing to run
-        scored.update(self.scorer.score(rows, None, on_batch))
-        return [joined(t) for t in range(len(spans))]
 
     # ---- generation --------------------------------------------------------------------------------------
     def generate(self, conversations: Sequence[Conversation], config: GenConfig, *,
                  on_results: ResultCallback | None = None) -> list[Completion]:
         """Chat-templated generation; `on_results` gets each finished batch of conversations."""
         prompts = [self.render_chat(conv) for conv in conversations]
-        return self._generate_text(prompts, config, templated=True, on_results=on_results)
+        return self.generate_many(prompts, [config] * len(prompts), templated=True, on_results=on_results)
 
     def complete(self, prompts: Sequence[str], config: GenConfig, *,
                  on_results: ResultCallback | None = None) -> list[Completion]:
         """Raw-text continuation; `on_results` gets each finished batch of prompts."""
-        return self._generate_text(list(prompts), config, templated=False, on_results=on_results)
+        return self.generate_many(list(prompts), [config] * len(prompts), templated=False, on_results=on_results)
+
+    def generate_many(self, prompts: Sequence[str], configs: Sequence[GenConfig], *, templated: bool,
+                      on_text: OnStream | None = None, on_results: OnResults | None = None) -> list[Completion]:
+        """Continue prompt texts, each with its own settings, in shared batches (what `evalkit serve` batches).
+
+        Args:
+            prompts: rendered chat prompts (`templated=True`: no special tokens added) or raw text.
+            configs: one `GenConfig` per prompt (stop strings, sampling, max_tokens, n, seed).
+            templated: whether the prompts come from the chat template.
+            on_text: streaming: `(prompt index, sample index, new text)` as text becomes final.
+            on_results: `(prompt indices, completions)` as each batch finishes a prompt's samples.
+        """
+        if self.gen_batch <= 1 and on_text is None:
+            return self._generate_sequential(prompts, configs, templated=templated, on_results=on_results)
+        ids = [self._prompt_ids(prompt, config, templated=templated) for prompt, config in zip(prompts, configs)]
+        return generate_completions(self.generator, ids, configs, base_seed=self.seed, on_text=on_text,
+                                    on_results=on_results, progress=self.progress)
+
+    def _prompt_ids(self, prompt: str, config: GenConfig, *, templated: bool) -> list[int]:
+        """The prompt's token ids, cut from the left so that prompt + max_tokens fits the context."""
+        ids = self.tokenizer.encode(prompt, add_special_tokens=False) if templated else self.encode(prompt)
+        if len(ids) + config.max_tokens > self._max_length:
+            self.truncated += 1
+            ids = ids[-max(1, self._max_length - config.max_tokens):]
+        return list(ids)
 
     def complete_logprobs(self, prompts: Sequence[str], config: GenConfig,
                           top_logprobs: int) -> list[list[tuple[TokenChoice, ...]]]:
@@ -332,10 +329,7 @@ class HFBackend:
     def _generation_inputs(self, prompt: str, config: GenConfig, *, templated: bool) -> tuple[list[int], Any, dict[str, Any]]:
         import torch
 
-        ids = self.tokenizer.encode(prompt, add_special_tokens=False) if templated else self.encode(prompt)
-        if len(ids) + config.max_tokens > self._max_length:
-            self.truncated += 1
-            ids = ids[-max(1, self._max_length - config.max_tokens):]
+        ids = self._prompt_ids(prompt, config, templated=templated)
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
         gen_kwargs: dict[str, Any] = {
             "max_new_tokens": config.max_tokens, "num_return_sequences": config.n,
@@ -350,12 +344,13 @@ class HFBackend:
         torch.manual_seed(self.seed if config.seed is None else config.seed)
         return ids, input_ids, gen_kwargs
 
-    def _generate_text(self, prompts: list[str], config: GenConfig, *, templated: bool,
-                       on_results: ResultCallback | None = None) -> list[Completion]:
+    def _generate_sequential(self, prompts: Sequence[str], configs: Sequence[GenConfig], *, templated: bool,
+                             on_results: ResultCallback | None = None) -> list[Completion]:
+        """One prompt at a time through transformers' own `generate` (`gen_batch=1`, the reference path)."""
         import torch
 
         out: list[Completion] = []
-        for prompt in prompts:
+        for prompt, config in zip(prompts, configs):
             ids, input_ids, gen_kwargs = self._generation_inputs(prompt, config, templated=templated)
             with torch.inference_mode():
                 output = self.model.generate(input_ids, **gen_kwargs)
@@ -402,7 +397,7 @@ def create(model: str, args: dict[str, str]) -> HFBackend:
     """Factory for `hf:<path-or-id>` and the catalog's embedded models."""
     load_args = {k: v for k, v in args.items() if k in ("dtype", "revision", "trust_remote_code", "seed",
                                                         "hidden_size", "intermediate_size", "layers",
-                                                        "max_length")}
+                                                        "max_length", "peft", "peft_revision", "merge")}
     if os.environ.get("EVALKIT_OFFLINE"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return HFBackend(load_model(model, load_args), args)

@@ -1,0 +1,398 @@
+"""Batched, prefix-shared generation for transformers causal LMs (a decoding loop of our own).
+
+* Rows (one prompt's token ids and its sampling settings; a prompt asked for `n` samples gives `n` rows) are
+  sorted by their tokens. Runs of rows that share a long common token prefix (a subject's few-shot block, the
+  chat template's system turn, an MT-Bench first turn under its second) form a group: the prefix's KV cache is
+  computed once and expanded along the batch dimension (views), as the scorer does for multiple choice. The
+  prefix is the longest common prefix of the rows' own token ids, so no BPE merge crosses the boundary.
+* Within a group, rows are sorted by length and cut into batches under a token budget (rows x (prompt + new
+  tokens)). Suffixes are left-padded; the attention mask hides the pads and explicit `position_ids` give every
+  row the positions it would have alone, so a row's tokens do not depend on its batch mates.
+* Every row stops on its own: an EOS token, one of its stop strings (found in the decoded text), or its own
+  `max_new_tokens`. Finished rows leave the batch (their KV rows are dropped) so long answers do not drag
+  short ones along.
+* Greedy rows take the float32 argmax. Sampled rows draw from their own `torch.Generator` seeded with the
+  row's `seed`, so a sample does not depend on which other rows share its batch. The model's
+  `generation_config` contributes only its EOS ids (no repetition penalty or other processors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalkit.backends._hf_cache import cache_argument, empty_cache, expand_cache, output_cache, select_rows
+from evalkit.backends._hf_scoring import _grouped_query_sdpa
+from evalkit.backends._stops import cut_at_stop
+from evalkit.types import Completion, GenConfig, Usage
+
+__all__ = ["GenOutput", "GenRow", "GenStats", "Generator", "eos_ids", "generate_completions", "held_back", "plan_groups"]
+
+OnText = Callable[[int, str], None]  # (row index, newly safe text)
+OnBatch = Callable[[Sequence[int], Sequence["GenOutput"]], None]  # (row indices, their outputs)
+
+
+@dataclass(frozen=True)
+class GenRow:
+    """One sequence to generate: prompt token ids and its own settings (temperature <= 0 is greedy)."""
+
+    tokens: tuple[int, ...]
+    max_new_tokens: int
+    stop: tuple[str, ...] = ()
+    temperature: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GenOutput:
+    """The generated token ids (no EOS), the text cut before any stop string, and why generation ended."""
+
+    tokens: tuple[int, ...]
+    text: str
+    finish_reason: str  # "stop" (EOS or a stop string) or "length" (max_new_tokens)
+
+
+@dataclass
+class GenStats:
+    """Counters: prompt tokens actually run, prompt tokens in all rows, forward calls, prefix groups."""
+
+    prompt_tokens_run: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    forward_calls: int = 0
+    batches: int = 0
+    prefix_groups: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f"gen_{k}": v for k, v in self.__dict__.items()}
+
+
+def eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """EOS token ids: the model's generation config (an int or a list) plus the tokenizer's."""
+    ids: set[int] = set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif isinstance(configured, (list, tuple)):
+        ids.update(int(i) for i in configured)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return frozenset(ids)
+
+
+def held_back(text: str, stops: Sequence[str]) -> int:
+    """How many trailing characters of `text` could still start a stop string (not safe to stream yet).
+
+    Examples:
+        >>> held_back("The answer is [", ("[[",))
+        1
+        >>> held_back("Done.", ("[[",))
+        0
+    """
+    keep = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), keep, -1):
+            if text.endswith(stop[:size]):
+                keep = size
+                break
+    return keep
+
+
+def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def plan_groups(rows: Sequence[GenRow], *, min_prefix: int, enabled: bool) -> list[tuple[int, list[int]]]:
+    """Group row indices by a shared token prefix: [(prefix length, row indices)]; prefix 0 = no sharing.
+
+    Every row keeps at least one token after the prefix (its last prompt token gives the first logits).
+    """
+    order = sorted(range(len(rows)), key=lambda i: rows[i].tokens)
+    if not enabled:
+        return [(0, order)] if order else []
+    groups: list[tuple[int, list[int]]] = []
+    loose: list[int] = []
+    prefix, members, first = 0, list[int](), tuple[int, ...]()
+    for i in order:
+        tokens = rows[i].tokens
+        shared = min(prefix, _lcp(first, tokens), len(tokens) - 1) if members else 0
+        if members and shared >= min_prefix:
+            prefix = shared
+            members.append(i)
+            continue
+        if len(members) > 1:
+            groups.append((prefix, members))
+        else:
+            loose.extend(members)
+        prefix, members, first = len(tokens) - 1, [i], tokens
+    if len(members) > 1:
+        groups.append((prefix, members))
+    else:
+        loose.extend(members)
+    if loose:
+        groups.append((0, loose))
+    return groups
+
+
+@dataclass
+class _Row:
+    """Decoding state of one row in a running batch."""
+
+    index: int
+    request: GenRow
+    generator: Any
+    tokens: list[int] = field(default_factory=list)
+    emitted: str = ""
+    finish: str = ""
+    text: str = ""
+
+
+class Generator:
+    """Runs `GenRow`s through a causal LM in prefix-shared, left-padded batches."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, pad_id: int, rows_per_batch: int, token_budget: int,
+                 prefix_cache: bool = True, min_prefix: int = 8) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.base = model.get_decoder()
+        self.lm_head = model.get_output_embeddings()
+        self.softcap = getattr(model.config, "final_logit_softcapping", None)
+        self.cache_arg = cache_argument(self.base)
+        self.pad_id = pad_id
+        self.eos = eos_ids(model, tokenizer)
+        self.rows_per_batch = max(1, rows_per_batch)
+        self.token_budget = max(1, token_budget)
+        self.prefix_cache = prefix_cache
+        self.min_prefix = max(1, min_prefix)
+        self.stats = GenStats()
+
+    @property
+    def _device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def generate(self, rows: Sequence[GenRow], *, on_text: OnText | None = None,
+                 on_batch: OnBatch | None = None) -> list[GenOutput]:
+        """Generate every row; `on_text` streams safe text per row, `on_batch` fires as each batch ends."""
+        import torch
+
+        results = {i: GenOutput((), "", "length") for i, r in enumerate(rows) if r.max_new_tokens <= 0}
+        todo = [r if r.max_new_tokens > 0 else GenRow(r.tokens, 0) for r in rows]
+        groups = [(p, [i for i in members if i not in results])
+                  for p, members in plan_groups(todo, min_prefix=self.min_prefix, enabled=self.prefix_cache)]
+        if results and on_batch is not None:
+            on_batch(sorted(results), [results[i] for i in sorted(results)])
+        self.stats.prompt_tokens += sum(len(r.tokens) for r in rows)
+        with torch.inference_mode(), _grouped_query_sdpa(self._device):
+            for prefix, members in groups:
+                if members:
+                    self._run_group(rows, prefix, members, results, on_text, on_batch)
+        return [results[i] for i in range(len(rows))]
+
+    def _run_group(self, rows: Sequence[GenRow], p: int, members: list[int], results: dict[int, GenOutput],
+                   on_text: OnText | None, on_batch: OnBatch | None) -> None:
+        import torch
+
+        cache = None
+        if p > 0:
+            self.stats.prefix_groups += 1
+            prefix = torch.tensor([rows[members[0]].tokens[:p]], dtype=torch.long, device=self._device)
+            out = self.base(input_ids=prefix, use_cache=True, **{self.cache_arg: empty_cache(self.model.config)})
+            cache = output_cache(out)
+            self.stats.prompt_tokens_run += p
+            self.stats.forward_calls += 1
+        members = sorted(members, key=lambda i: (-len(rows[i].tokens), i))
+        start = 0
+        while start < len(members):
+            size = self._batch_size(rows, members, start)
+            batch = members[start:start + size]
+            outputs = self._run_batch([_Row(i, rows[i], _generator(rows[i], self._device)) for i in batch],
+                                      p, cache, on_text)
+            results.update(zip(batch, outputs))
+            self.stats.batches += 1
+            if on_batch is not None:
+                on_batch(batch, outputs)
+            start += size
+
+    def _batch_size(self, rows: Sequence[GenRow], members: list[int], start: int) -> int:
+        """Rows for the next batch: within the row limit and rows x longest (prompt + new tokens) <= budget."""
+        longest = 0
+        size = 0
+        while start + size < len(members) and size < self.rows_per_batch:
+            row = rows[members[start + size]]
+            candidate = max(longest, len(row.tokens) + row.max_new_tokens)
+            if size > 0 and (size + 1) * candidate > self.token_budget:
+                break
+            longest = candidate
+            size += 1
+        return max(1, size)
+
+    def _run_batch(self, batch: list[_Row], p: int, prefix_cache: Any, on_text: OnText | None) -> list[GenOutput]:
+        import torch
+
+        device = self._device
+        suffixes = [row.request.tokens[p:] for row in batch]
+        width = max(len(s) for s in suffixes)
+        n = len(batch)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, p + width), dtype=torch.long)
+        mask[:, :p] = 1
+        pos = torch.full((n, width), p, dtype=torch.long)
+        for i, suffix in enumerate(suffixes):
+            pad = width - len(suffix)
+            ids[i, pad:] = torch.tensor(suffix, dtype=torch.long)
+            mask[i, p + pad:] = 1
+            pos[i, pad:] = torch.arange(p, p + len(suffix))
+        cache = expand_cache(prefix_cache, n) if prefix_cache is not None else empty_cache(self.model.config)
+        mask, pos = mask.to(device), pos.to(device)
+        logits = self._forward(ids.to(device), mask, pos, cache)
+        self.stats.prompt_tokens_run += sum(len(s) for s in suffixes)
+        active = list(batch)
+        next_pos = pos[:, -1:] + 1
+        while True:
+            chosen = self._choose(logits, active)
+            keep = [k for k, row in enumerate(active) if not self._advance(row, chosen[k], on_text)]
+            if not keep:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, dtype=torch.long, device=device)
+                select_rows(cache, index)
+                mask, next_pos, chosen = mask[index], next_pos[index], [chosen[k] for k in keep]
+                active = [active[k] for k in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            step = torch.tensor([[t] for t in chosen], dtype=torch.long, device=device)
+            logits = self._forward(step, mask, next_pos, cache)
+            next_pos = next_pos + 1
+        return [GenOutput(tuple(row.tokens), row.text, row.finish) for row in batch]
+
+    def _forward(self, ids: Any, mask: Any, pos: Any, cache: Any) -> Any:
+        """One forward over the cache; float32 logits of each row's last position."""
+        import torch
+
+        out = self.base(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                        **{self.cache_arg: cache})
+        self.stats.forward_calls += 1
+        logits = self.lm_head(out.last_hidden_state[:, -1]).float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    def _choose(self, logits: Any, active: list[_Row]) -> list[int]:
+        """The next token of every active row: the argmax for greedy rows, a draw from its generator else."""
+        chosen = logits.argmax(dim=-1).tolist()
+        for k, row in enumerate(active):
+            if row.request.temperature > 0:
+                chosen[k] = _sample(logits[k], row.request, row.generator)
+        return [int(t) for t in chosen]
+
+    def _advance(self, row: _Row, token: int, on_text: OnText | None) -> bool:
+        """Append `token` to `row`; True when the row has finished."""
+        req = row.request
+        if token in self.eos:
+            row.finish = "stop"
+        else:
+            row.tokens.append(token)
+            self.stats.generated_tokens += 1
+            if len(row.tokens) >= req.max_new_tokens:
+                row.finish = "length"
+        if not (row.finish or req.stop or on_text):
+            return False
+        text, stopped = cut_at_stop(self.tokenizer.decode(row.tokens, skip_special_tokens=True), req.stop)
+        if stopped:
+            row.finish = "stop"
+        row.text = text
+        if on_text is not None:
+            safe = text if row.finish else text.rstrip("\ufffd")
+            safe = safe if row.finish else safe[:len(safe) - held_back(safe, req.stop)]
+            if len(safe) > len(row.emitted) and safe.startswith(row.emitted):
+                on_text(row.index, safe[len(row.emitted):])
+                row.emitted = safe
+        return bool(row.finish)
+
+
+def _generator(row: GenRow, device: Any) -> Any:
+    """A row's own random generator (None for greedy rows)."""
+    import torch
+
+    if row.temperature <= 0:
+        return None
+    generator = torch.Generator(device=device)
+    generator.manual_seed(row.seed)
+    return generator
+
+
+def _sample(logits: Any, req: GenRow, generator: Any) -> int:
+    """Draw one token from temperature / top-k / top-p filtered logits (HF's filtering rules)."""
+    import torch
+
+    scores = logits / req.temperature
+    if req.top_k is not None and 0 < req.top_k < scores.shape[-1]:
+        kth = torch.topk(scores, req.top_k).values[-1]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if req.top_p is not None and req.top_p < 1.0:
+        ordered, order = torch.sort(scores, descending=False)
+        cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
+        remove = cumulative <= (1 - req.top_p)
+        remove[-1] = False  # keep at least the most likely token
+        scores = scores.masked_fill(remove.scatter(0, order, remove), float("-inf"))
+    probs = scores.softmax(dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator).item())
+
+
+OnResults = Callable[[Sequence[int], Sequence[Completion]], None]  # (request indices, their completions)
+OnStream = Callable[[int, int, str], None]  # (request index, sample index, newly safe text)
+
+
+def generate_completions(generator: Generator, prompts: Sequence[Sequence[int]], configs: Sequence[GenConfig],
+                         *, base_seed: int, on_text: OnStream | None = None,
+                         on_results: OnResults | None = None,
+                         progress: Callable[[int], None] | None = None) -> list[Completion]:
+    """One `Completion` per prompt (token ids) with its own `GenConfig`, generated in shared batches.
+
+    Sample j of a prompt is a row seeded with `(config.seed if set, else base_seed) + j`: the same seed
+    gives the same sample whatever else is in the batch. `on_results` receives each request as soon as the
+    batch that finishes its last sample ends.
+    """
+    rows: list[GenRow] = []
+    owner: list[tuple[int, int]] = []
+    for i, (ids, config) in enumerate(zip(prompts, configs)):
+        seed = base_seed if config.seed is None else config.seed
+        for j in range(config.n):
+            rows.append(GenRow(tuple(ids), config.max_tokens, tuple(config.stop), config.temperature,
+                               config.top_k, config.top_p, seed + j))
+            owner.append((i, j))
+    outputs: dict[int, list[GenOutput | None]] = {i: [None] * c.n for i, c in enumerate(configs)}
+    done: dict[int, Completion] = {}
+
+    def finish_batch(indices: Sequence[int], results: Sequence[GenOutput]) -> None:
+        ready = []
+        for index, result in zip(indices, results):
+            i, j = owner[index]
+            outputs[i][j] = result
+            if all(o is not None for o in outputs[i]):
+                done[i] = _completion(len(prompts[i]), [o for o in outputs[i] if o is not None])
+                ready.append(i)
+        if ready and on_results is not None:
+            on_results(ready, [done[i] for i in ready])
+        if ready and progress is not None:
+            progress(len(ready))
+
+    stream: OnText | None = None
+    if on_text is not None:
+        def stream(index: int, text: str) -> None:
+            on_text(owner[index][0], owner[index][1], text)
+    generator.generate(rows, on_text=stream, on_batch=finish_batch)
+    for i, config in enumerate(configs):  # n = 0 asks for nothing
+        done.setdefault(i, _completion(len(prompts[i]), []))
+    return [done[i] for i in range(len(prompts))]
+
+
+def _completion(prompt_tokens: int, outputs: Sequence[GenOutput]) -> Completion:
+    return Completion(tuple(o.text for o in outputs), Usage(prompt_tokens, sum(len(o.tokens) for o in outputs)),
+                      tuple(o.finish_reason for o in outputs))

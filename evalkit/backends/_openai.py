@@ -11,7 +11,13 @@ continues raw text through /completions. `chat_logprobs` asks /chat/completions 
 max_retries (6), backoff_base (0.5 s), backoff_max (30 s), logprobs (auto), price_in / price_out (USD per
 1M tokens), revision (a model version to pin in results and cache keys), score_batch (16: prompts per
 scoring request to `evalkit serve`), prefill (auto: on for `evalkit serve` and vLLM servers, which continue a
-final assistant message with `continue_final_message`; true/false to say so for other servers).
+final assistant message with `continue_final_message`; true/false to say so for other servers), probe (true:
+check the server's echoed logprobs before the first scoring call; false trusts them unchecked), probe_cache
+(the JSON file of verdicts, default ~/.cache/evalkit/probes.json; "off" asks every run).
+
+Before it scores, the backend checks that the server's echoed prompt logprobs agree with what it reports when
+generating (`evalkit probe` runs the same check). A server that is off by exactly one position is re-aligned
+(`stats().logprob_alignment == "shifted-corrected"`); any other disagreement refuses scoring with one line.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from evalkit._redact import redact_url
 from evalkit.backends._openai_http import ApiClient, ApiStats, HttpStatusError, RetryPolicy
 from evalkit.backends._openai_parse import (
     NoPromptLogprobs,
@@ -36,10 +44,19 @@ from evalkit.backends._openai_parse import (
     parse_chat_logprobs,
     parse_completion,
     prompt_token_logprobs,
+    realign,
     score_body,
 )
-from evalkit.backends._protocol import ModelIdentity
-from evalkit.errors import ConfigError, UnsupportedRequest
+from evalkit.backends._probe import (
+    VerdictStore,
+    alignment_probe,
+    default_verdict_path,
+    refusal,
+    server_fingerprint,
+)
+from evalkit.backends._probe_align import Alignment
+from evalkit.backends._protocol import BackendBase, ModelIdentity
+from evalkit.errors import BackendError, ConfigError, UnsupportedRequest
 from evalkit.types import (
     Completion,
     Conversation,
@@ -50,12 +67,16 @@ from evalkit.types import (
     TokenLogprobs,
 )
 
-__all__ = ["OpenAIBackend", "create"]
+__all__ = ["LogprobsMisaligned", "OpenAIBackend", "create"]
 
 T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _UNSUPPORTED_STATUS = frozenset({400, 404, 405, 422, 501})
+
+
+class LogprobsMisaligned(BackendError):
+    """The server's echoed prompt logprobs disagree with its own generation: scoring through it is refused."""
 
 
 def normalize_base_url(url: str) -> str:
@@ -69,13 +90,14 @@ def normalize_base_url(url: str) -> str:
     """
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"base_url '{url}' is not an http(s) URL; example: base_url=http://127.0.0.1:8000/v1")
+        raise ConfigError(f"base_url '{redact_url(url)}' is not an http(s) URL; example: "
+                          f"base_url=http://127.0.0.1:8000/v1")
     host = parts.hostname + (f":{parts.port}" if parts.port else "")
     path = parts.path.rstrip("/") or "/v1"
     return urlunsplit((parts.scheme, host, path, "", ""))
 
 
-class OpenAIBackend:
+class OpenAIBackend(BackendBase):
     """A model behind an OpenAI-compatible HTTP API.
 
     Args:
@@ -88,12 +110,20 @@ class OpenAIBackend:
         price_in, price_out: USD per 1M prompt / completion tokens (for `stats().cost_usd`).
         revision: a model version string to record in the identity.
         score_batch: prompts per scoring request to `evalkit serve` (one per request to other servers).
+        prefill: "auto", "true" or "false" (see `supports_prefill`).
+        key_env: the environment variable the key came from (named in 401 messages).
+        probe: check the echoed logprobs before the first scoring call (False: trust them, recorded as
+            logprob_alignment "unchecked").
+        probe_cache: the verdict file (None: `default_verdict_path()`; "off": no file).
     """
+
+    can_complete = can_chat_logprobs = True
 
     def __init__(self, model: str, *, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None,
                  concurrency: int = 8, policy: RetryPolicy | None = None, logprobs: str = "auto",
                  price_in: float | None = None, price_out: float | None = None, revision: str = "",
-                 score_batch: int = 16, prefill: str = "auto") -> None:
+                 score_batch: int = 16, prefill: str = "auto", key_env: str = "OPENAI_API_KEY",
+                 probe: bool = True, probe_cache: str | Path | None = None) -> None:
         if logprobs not in ("auto", "true", "false"):
             raise ConfigError(f"logprobs={logprobs}: use logprobs=auto, logprobs=true or logprobs=false")
         if prefill not in ("auto", "true", "false"):
@@ -102,11 +132,20 @@ class OpenAIBackend:
         self.model = model
         self.base_url = normalize_base_url(base_url)
         self._client = ApiClient(self.base_url, api_key, concurrency=concurrency, policy=policy,
-                                 price_in=price_in, price_out=price_out)
+                                 price_in=price_in, price_out=price_out, key_env=key_env)
         self._logprobs_mode = logprobs
         self._logprobs_ok: bool | None = {"auto": None, "true": True, "false": False}[logprobs]
         self._owner: str | None = None
+        self._models: list[dict[str, Any]] | None = None
+        self._models_fetched = False
         self._probe_lock = threading.Lock()
+        self._probe = probe
+        self._verdicts = None if str(probe_cache).lower() == "off" else VerdictStore(probe_cache or
+                                                                                     default_verdict_path())
+        self._trust_lock = threading.Lock()
+        self._alignment: str | None = None
+        self._refused: str | None = None
+        self._shift = 0
         self._revision = revision
         self._score_batch = max(1, score_batch)
 
@@ -124,22 +163,38 @@ class OpenAIBackend:
         """Requests in flight at once (the cache wrapper sizes its chunks from it)."""
         return self._client.concurrency
 
+    @property
+    def client(self) -> ApiClient:
+        """The HTTP client (counted requests and retries; `evalkit probe` sends its checks through it)."""
+        return self._client
+
+    def max_connections(self) -> int:
+        """Its `concurrency` (the response cache sizes its chunks from it)."""
+        return self.concurrency
+
     def stats(self) -> ApiStats:
-        """Requests, retries, failures, prompt/completion tokens and cost so far."""
-        return self._client.stats()
+        """Requests, retries (by reason), failures, prompt/completion tokens, cost so far, and the verdict on
+        the server's echoed logprobs (`logprob_alignment`, None until something was scored)."""
+        return replace(self._client.stats(), logprob_alignment=self._alignment)
 
     # --- generation --------------------------------------------------------------------------------
     def generate(self, conversations: Sequence[Conversation], config: GenConfig) -> list[Completion]:
         """One chat completion request per conversation (with `n` choices)."""
         bodies = [chat_body(self.model, conv, config) for conv in conversations]
-        return self._client.run_all("POST", "/chat/completions", bodies,
-                                    lambda data: parse_completion(data, config.n, chat=True))
+        try:
+            return self._client.run_all("POST", "/chat/completions", bodies,
+                                        lambda data: parse_completion(data, config.n, chat=True))
+        except HttpStatusError as exc:
+            raise self._explained(exc) from None
 
     def complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
         """Continue raw prompt text through /completions (no chat template)."""
         bodies = [completion_body(self.model, p, config) for p in prompts]
-        return self._client.run_all("POST", "/completions", bodies,
-                                    lambda data: parse_completion(data, config.n, chat=False))
+        try:
+            return self._client.run_all("POST", "/completions", bodies,
+                                        lambda data: parse_completion(data, config.n, chat=False))
+        except HttpStatusError as exc:
+            raise self._explained(exc) from None
 
     @property
     def supports_prefill(self) -> bool:
@@ -165,6 +220,7 @@ class OpenAIBackend:
             raise UnsupportedRequest(f"openai:{self.model} at {self.base_url} returns no token logprobs ({exc}); "
                                      "judge in the generative mode (--judge-mode generate) instead") from None
         except HttpStatusError as exc:
+            self._raise_if_unknown_model(exc)
             if exc.status in _UNSUPPORTED_STATUS:
                 raise UnsupportedRequest(f"openai:{self.model} at {self.base_url} refused logprobs/top_logprobs "
                                          f"({exc}); judge in the generative mode (--judge-mode generate) "
@@ -181,6 +237,7 @@ class OpenAIBackend:
         if not requests:
             return []
         self._require_logprobs()
+        self._ensure_trusted()
         evalkit = self._is_evalkit_server()
         size = self._score_batch if evalkit else 1
         groups = []
@@ -199,6 +256,7 @@ class OpenAIBackend:
         if not texts:
             return []
         self._require_logprobs()
+        self._ensure_trusted()
         evalkit = self._is_evalkit_server()
         if stride is not None and not evalkit:
             warnings.warn(f"{self.base_url}: stride={stride} cannot be sent to this server; it windows texts "
@@ -211,6 +269,7 @@ class OpenAIBackend:
     def _score(self, groups: Sequence[tuple[dict[str, Any], Sequence[Callable[[dict[str, Any]], T]]]]) -> list[T]:
         """Post scoring requests; parse the replies' choices (one per prompt) inside the retry loop."""
         auto = self._logprobs_ok is None
+        shift = self._shift
 
         def wrap(parsers: Sequence[Callable[[dict[str, Any]], T]]) -> Callable[[Any], list[T]]:
             def parse_reply(data: Any) -> list[T]:
@@ -218,7 +277,7 @@ class OpenAIBackend:
                 if len(choices) != len(parsers) or not all(isinstance(c, dict) for c in choices):
                     raise ValueError(f"expected {len(parsers)} choices, got {len(choices)}")
                 try:
-                    return [parse(choice) for parse, choice in zip(parsers, choices)]
+                    return [parse(realign(choice, shift)) for parse, choice in zip(parsers, choices)]
                 except NoPromptLogprobs as exc:
                     if auto:
                         raise  # not retried: this server cannot score
@@ -232,6 +291,7 @@ class OpenAIBackend:
             raise UnsupportedRequest(self._unsupported(f"its /completions replies carry no echoed prompt "
                                                        f"logprobs: {exc}")) from None
         except HttpStatusError as exc:
+            self._raise_if_unknown_model(exc)
             if auto and exc.status in _UNSUPPORTED_STATUS:
                 self._logprobs_ok = False
                 raise UnsupportedRequest(self._unsupported(f"it refused echo+logprobs: {exc}")) from None
@@ -255,16 +315,87 @@ class OpenAIBackend:
 
     def _server_owner(self) -> str:
         """`owned_by` of this model in the server's /v1/models ("" when unknown or unreachable)."""
+        if self._owner is None:
+            self._owner = str((self.model_entry() or {}).get("owned_by") or "")
+        return self._owner
+
+    def server_models(self) -> list[dict[str, Any]] | None:
+        """The server's /v1/models entries (asked once; None when it does not answer)."""
         with self._probe_lock:
-            if self._owner is None:
-                def owner(data: Any) -> str:
-                    return next((str(m.get("owned_by") or "") for m in data.get("data", [])
-                                 if isinstance(m, dict) and m.get("id") == self.model), "")
+            if not self._models_fetched:
+                def entries(data: Any) -> list[dict[str, Any]]:
+                    return [m for m in data.get("data", []) if isinstance(m, dict)]
                 try:
-                    self._owner = self._client.run_all("GET", "/models", [None], owner)[0]
+                    self._models = self._client.run_all("GET", "/models", [None], entries)[0]
                 except Exception:  # noqa: BLE001 - any failure means "a plain OpenAI-compatible server"
-                    self._owner = ""
-            return self._owner
+                    self._models = None
+                self._models_fetched = True
+            return self._models
+
+    def model_entry(self) -> dict[str, Any] | None:
+        """This model's /v1/models entry, if the server lists it."""
+        return next((m for m in self.server_models() or [] if m.get("id") == self.model), None)
+
+    # --- trust -------------------------------------------------------------------------------------
+    def _raise_if_unknown_model(self, exc: HttpStatusError) -> None:
+        explained = self._explained(exc)
+        if explained is not exc:
+            raise explained from None
+
+    def _explained(self, exc: HttpStatusError) -> HttpStatusError:
+        """A 404 for a model the server does not list becomes an error that names the served models."""
+        if exc.status != 404:
+            return exc
+        names = [str(m.get("id")) for m in self.server_models() or []]
+        if not names or self.model in names:
+            return exc
+        return HttpStatusError(f"{exc}; model '{self.model}' is not served at {self.base_url} (it serves: "
+                               f"{', '.join(names[:10])}): fix the name in --model openai:NAME", 404)
+
+    def check_alignment(self) -> Alignment:
+        """The verdict on this server's echoed prompt logprobs: from the verdict file, else asked (and kept)."""
+        key = VerdictStore.key(self.base_url, self.model, server_fingerprint(self.model_entry()))
+        cached = self._verdicts.get(key) if self._verdicts is not None else None
+        if cached is not None:
+            return cached
+        verdict = alignment_probe(self._client, self.model).alignment
+        if self._verdicts is not None and verdict.verdict != "inconclusive":
+            self._verdicts.put(key, verdict)
+        return verdict
+
+    def _ensure_trusted(self) -> None:
+        """Check the server once before scoring: re-align a one-position shift, refuse any other defect."""
+        with self._trust_lock:
+            if self._refused is not None:
+                raise LogprobsMisaligned(self._refused)
+            if self._alignment is not None:
+                return
+            if not self._probe:
+                self._alignment = "unchecked"
+                return
+            if self._is_evalkit_server():  # exact context/continuation splits, not the echo checked here
+                self._alignment = "exact (evalkit serve)"
+                return
+            self._accept(self.check_alignment())
+
+    def _accept(self, verdict: Alignment) -> None:
+        where = f"openai:{self.model} at {self.base_url}"
+        if verdict.verdict == "no-echo":
+            if self._logprobs_ok is None:
+                self._logprobs_ok = False
+                raise UnsupportedRequest(self._unsupported(verdict.detail))
+            self._refused = f"{where}: {verdict.detail}, but logprobs=true is set; set logprobs=false"
+        elif verdict.verdict == "aligned":
+            self._alignment = "aligned"
+            return
+        elif verdict.verdict == "shifted" and abs(verdict.shift) == 1:
+            self._shift, self._alignment = verdict.shift, "shifted-corrected"
+            warnings.warn(f"{where}: echoed prompt logprobs are {verdict.direction()}; evalkit re-aligns them "
+                          f"(backend_stats.logprob_alignment=shifted-corrected)", RuntimeWarning, stacklevel=3)
+            return
+        else:
+            self._refused = refusal(verdict, where)
+        raise LogprobsMisaligned(self._refused)
 
 
 def _float(args: dict[str, str], key: str) -> float | None:
@@ -279,7 +410,8 @@ def _float(args: dict[str, str], key: str) -> float | None:
 def create(model: str, args: dict[str, str]) -> OpenAIBackend:
     """Factory for `openai:<model>`; the CLI passes --base-url as `base_url`, --concurrency as `concurrency`."""
     known = {"base_url", "api_key_env", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_max",
-             "max_retry_after", "logprobs", "price_in", "price_out", "revision", "score_batch", "prefill"}
+             "max_retry_after", "logprobs", "price_in", "price_out", "revision", "score_batch", "prefill", "probe",
+             "probe_cache"}
     if "api_key" in args:
         raise ConfigError("never pass the API key in --model-args; put it in an environment variable and name "
                           "it with api_key_env=VAR (default OPENAI_API_KEY)")
@@ -301,4 +433,14 @@ def create(model: str, args: dict[str, str]) -> OpenAIBackend:
                          logprobs=args.get("logprobs", "auto").lower(), price_in=_float(args, "price_in"),
                          price_out=_float(args, "price_out"), revision=args.get("revision", ""),
                          score_batch=int(_float(args, "score_batch") or 16),
-                         prefill=args.get("prefill", "auto").lower())
+                         prefill=args.get("prefill", "auto").lower(), key_env=env_name,
+                         probe=_flag(args, "probe", True), probe_cache=args.get("probe_cache") or None)
+
+
+def _flag(args: dict[str, str], key: str, default: bool) -> bool:
+    value = args.get(key, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"--model-args {key}={args[key]}: use {key}=true or {key}=false")
+    return value in ("true", "1", "yes")

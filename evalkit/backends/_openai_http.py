@@ -2,8 +2,9 @@
 
 Retries (tenacity) cover 408/409/429/5xx, timeouts, dropped connections and malformed bodies (bad JSON or a
 shape the parser rejects); the wait is exponential with full jitter, and never shorter than a server's
-Retry-After. The API key lives only in the request headers of a live client and is scrubbed from every
-message this module produces.
+Retry-After. Each retry is counted under its reason ("429", "5xx", "timeout", "connection", "malformed", or
+the 4xx status). The API key lives only in the request headers of a live client and is scrubbed from every
+message this module produces; URLs in messages have their credentials redacted.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from evalkit._redact import redact_text, redact_url
 from evalkit.errors import BackendError, MissingDependency
 
 __all__ = ["ApiClient", "ApiStats", "HttpStatusError", "RetryPolicy", "parse_retry_after"]
@@ -40,8 +42,11 @@ class RetryPolicy:
 class ApiStats:
     """Counters of an API backend since it was created (`OpenAIBackend.stats()`).
 
-    `requests` counts successful HTTP calls, `retries` the failed attempts that were retried, `failures`
-    the calls that gave up. `cost_usd` is `None` unless a price table (price_in/price_out) was given.
+    `requests` counts successful HTTP calls, `retries` the failed attempts that were retried (and
+    `retries_by_reason` the same split by reason: "429", "5xx", "timeout", "connection", "malformed", "408",
+    "409"), `failures` the calls that gave up. `cost_usd` is `None` unless a price table (price_in/price_out)
+    was given. `logprob_alignment` is the verdict of the server check made before scoring ("aligned",
+    "shifted-corrected", "exact (evalkit serve)", "unchecked"), `None` when nothing was scored.
     """
 
     requests: int = 0
@@ -50,27 +55,40 @@ class ApiStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None
+    retries_by_reason: dict[str, int] = field(default_factory=dict)
+    logprob_alignment: str | None = None
 
     def as_dict(self) -> dict[str, object]:
+        """The counters as plain JSON values (results.json `backend_stats`)."""
         return {"requests": self.requests, "retries": self.retries, "failures": self.failures,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "cost_usd": self.cost_usd}
+                "cost_usd": self.cost_usd, "retries_by_reason": dict(sorted(self.retries_by_reason.items())),
+                "logprob_alignment": self.logprob_alignment}
 
 
 class HttpStatusError(BackendError):
-    """A non-retryable HTTP error (4xx other than 408/409/429)."""
+    """A non-retryable HTTP error (4xx other than 408/409/429); `status` is the HTTP status (0 if unknown).
 
-    def __init__(self, message: str, status: int) -> None:
+    The status has a default so that the error can be rebuilt from its message alone.
+    """
+
+    def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
 
 
 class Retryable(Exception):
-    """A transient failure: retried; `retry_after` is the server's requested wait in seconds."""
+    """A transient failure: retried; `kind` is its reason for the counters ("429", "5xx", "timeout",
+    "connection", "malformed"), `retry_after` the server's requested wait in seconds."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, *, kind: str = "other") -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.kind = kind
+
+
+def _status_kind(status: int) -> str:
+    return "5xx" if 500 <= status < 600 else str(status)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -116,36 +134,47 @@ class ApiClient:
 
     def __init__(self, base_url: str, api_key: str | None, *, concurrency: int = 8,
                  policy: RetryPolicy | None = None, price_in: float | None = None,
-                 price_out: float | None = None) -> None:
+                 price_out: float | None = None, key_env: str = "OPENAI_API_KEY") -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key or None
+        self.key_env = key_env
         self.concurrency = max(1, concurrency)
         self.policy = policy or RetryPolicy()
         self._prices = (price_in, price_out)
         self._lock = threading.Lock()
         self._counts = {"requests": 0, "retries": 0, "failures": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        self._reasons: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"ApiClient(base_url={self.base_url!r}, concurrency={self.concurrency})"
 
     def scrub(self, text: str) -> str:
-        """`text` with the API key (if any) replaced by ***."""
+        """`text` with the API key (if any) replaced by ***, and URL credentials redacted."""
+        text = redact_text(text)
         return text.replace(self._key, "***") if self._key and len(self._key) >= 4 else text
 
     def stats(self) -> ApiStats:
         """A snapshot of the counters."""
         with self._lock:
             c = dict(self._counts)
+            reasons = dict(self._reasons)
         price_in, price_out = self._prices
         cost = None
         if price_in is not None or price_out is not None:
             cost = (c["prompt_tokens"] * (price_in or 0.0) + c["completion_tokens"] * (price_out or 0.0)) / 1e6
-        return ApiStats(c["requests"], c["retries"], c["failures"], c["prompt_tokens"], c["completion_tokens"], cost)
+        return ApiStats(c["requests"], c["retries"], c["failures"], c["prompt_tokens"], c["completion_tokens"], cost,
+                        retries_by_reason=reasons)
 
     def _count(self, **deltas: int) -> None:
         with self._lock:
             for name, delta in deltas.items():
                 self._counts[name] += delta
+
+    def _count_retry(self, exc: BaseException | None) -> None:
+        kind = exc.kind if isinstance(exc, Retryable) else "other"
+        with self._lock:
+            self._counts["retries"] += 1
+            self._reasons[kind] = self._reasons.get(kind, 0) + 1
 
     def run_all(self, method: str, path: str, bodies: Sequence[dict[str, Any] | None],
                 parse: Callable[[Any], T]) -> list[T]:
@@ -195,7 +224,8 @@ class ApiClient:
 
         retrying = AsyncRetrying(stop=stop_after_attempt(self.policy.max_retries + 1), wait=wait,
                                  retry=retry_if_exception_type(Retryable), reraise=True,
-                                 before_sleep=lambda _state: self._count(retries=1))
+                                 before_sleep=lambda state: self._count_retry(
+                                     state.outcome.exception() if state.outcome else None))
         try:
             async for attempt in retrying:
                 with attempt:
@@ -217,20 +247,22 @@ class ApiClient:
             else:
                 response = await client.post(url, json=body)
         except httpx.TimeoutException:
-            raise Retryable(f"{path} timed out after {self.policy.timeout:g}s") from None
+            raise Retryable(f"{path} timed out after {self.policy.timeout:g}s", kind="timeout") from None
         except httpx.TransportError as exc:
-            raise Retryable(f"{path}: connection failed ({type(exc).__name__})") from None
+            raise Retryable(f"{path}: connection failed ({type(exc).__name__})", kind="connection") from None
         status = response.status_code
         if status in _RETRY_STATUS:
             raise Retryable(f"{path}: HTTP {status} {_snippet(response.text)}",
-                            parse_retry_after(response.headers.get("retry-after")))
+                            parse_retry_after(response.headers.get("retry-after")), kind=_status_kind(status))
         if status >= 400:
-            raise HttpStatusError(self.scrub(_status_message(status, path, response.text)), status)
+            raise HttpStatusError(self.scrub(_status_message(status, url, response.text, self.key_env,
+                                                             self._key is not None)), status)
         try:
             data = response.json()
             result = parse(data)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise Retryable(f"{path}: malformed response ({type(exc).__name__}: {_snippet(str(exc))})") from None
+            raise Retryable(f"{path}: malformed response ({type(exc).__name__}: {_snippet(str(exc))})",
+                            kind="malformed") from None
         usage = data.get("usage") if isinstance(data, dict) else None
         usage = usage if isinstance(usage, dict) else {}
         self._count(requests=1, prompt_tokens=int(usage.get("prompt_tokens") or 0),
@@ -243,11 +275,14 @@ def _snippet(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _status_message(status: int, path: str, text: str) -> str:
+def _status_message(status: int, url: str, text: str, key_env: str, key_set: bool) -> str:
+    """One line: status, the (redacted) URL, the server's words, what it means and what to do."""
     if status in (401, 403):
-        hint = "set the API key in the environment variable named by api_key_env (default OPENAI_API_KEY)"
+        state = "is set but was refused" if key_set else "is not set"
+        hint = (f"the API key was not accepted: the environment variable {key_env} (api_key_env, default "
+                f"OPENAI_API_KEY) {state}; put a valid key in it, or name another with --model-args api_key_env=VAR")
     elif status == 404:
-        hint = "check --base-url (it usually ends in /v1) and the model name"
+        hint = "not found: check the model name and --base-url (it usually ends in /v1)"
     else:
         hint = "the server rejected the request"
-    return f"{path}: HTTP {status} {_snippet(text)}; {hint}"
+    return f"HTTP {status} from {redact_url(url)}: {_snippet(text)}; {hint}"

@@ -35,6 +35,7 @@ __all__ = [
     "parse_chat_logprobs",
     "parse_completion",
     "prompt_token_logprobs",
+    "realign",
     "score_body",
 ]
 
@@ -198,3 +199,28 @@ def prompt_token_logprobs(choice: dict[str, Any], *, prompt_len: int) -> TokenLo
     if len(values) < len(logprobs) - 1:
         raise ValueError("more than the first token lacks a logprob")
     return TokenLogprobs(tuple(values), windows=windows)
+
+
+def realign(choice: dict[str, Any], shift: int) -> dict[str, Any]:
+    """Undo a server's constant misalignment of echoed logprobs: with `shift=+1` each token carried the next
+    token's logprob (and top alternatives), so token j gets the value reported at j-1; `shift=-1` the reverse.
+    Tokens and offsets are kept; a position with nothing to take from gets None.
+
+    Examples:
+        >>> shifted = {"logprobs": {"tokens": ["a", "b", "c"], "token_logprobs": [-2.0, -3.0, None],
+        ...            "top_logprobs": None, "text_offset": [0, 1, 2]}}
+        >>> realign(shifted, 1)["logprobs"]["token_logprobs"]
+        [None, -2.0, -3.0]
+    """
+    lp = choice.get("logprobs")
+    if not shift or not isinstance(lp, dict):
+        return choice
+
+    def moved(values: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        n = len(values)
+        return [values[j - shift] if 0 <= j - shift < n else None for j in range(n)]
+
+    fixed = {**lp, "token_logprobs": moved(lp.get("token_logprobs")), "top_logprobs": moved(lp.get("top_logprobs"))}
+    return {**choice, "logprobs": fixed}

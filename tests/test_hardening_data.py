@@ -182,6 +182,14 @@ def test_fineval_missing_subject_mapping_names_the_path(tmp_path: Path) -> None:
         run_mc(spec, FakeBackend(), RunContext(data_dir=tmp_path), _Sink())  # type: ignore[arg-type]
 
 
+def test_demo_fallback_warning_names_the_path_looked_for(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    outcome = run_ppl(load_task("zh_ppl"), FakeBackend(), RunContext(data_dir=tmp_path, limit=1,  # type: ignore[arg-type]
+                                                                    warn=warnings.append), _Sink())
+    assert outcome.info["data_origin"] == "demo"
+    assert any(f"looked for {tmp_path / 'zh_classical_corpus/*.txt'}" in w for w in warnings)
+
+
 def test_partly_missing_subjects_warning_names_the_paths(tmp_path: Path) -> None:
     _write(tmp_path, "mc/test/physics.csv", (HEADER + ROWS).encode())
     _, _, warnings, _ = _run(tmp_path)
@@ -261,7 +269,7 @@ def test_chinese_file_through_ppl_reports_character_perplexity(tmp_path: Path) -
     total = sum(s["logprob"] for s in sink.samples)
     assert outcome.info["unit"] == "chars" and outcome.info["cjk_share"] == 1.0
     assert outcome.metrics["char_perplexity"] == pytest.approx(math.exp(-total / 600))
-    assert "word_perplexity" not in outcome.metrics and "notes" not in outcome.info
+    assert "word_perplexity" not in outcome.metrics and "metric_notes" not in outcome.info
     english = _write(tmp_path, "en.txt", b"the cat sat on the mat\n")
     outcome = run_ppl(load_task("ppl"), FakeBackend(), RunContext(task_args={"path": str(english)}), _Sink())  # type: ignore[arg-type]
     assert outcome.info["unit"] == "words" and "word_perplexity" in outcome.metrics
@@ -280,7 +288,13 @@ def test_overflowing_metric_is_null_with_a_note_and_samples_are_kept(tmp_path: P
     outcome = run_ppl(load_task("wikitext"), _HugeLoss(), RunContext(task_args={"path": str(corpus)}), sink)  # type: ignore[arg-type]
     assert outcome.metrics["word_perplexity"] is None and outcome.metrics["token_perplexity"] is None
     assert outcome.metrics["bits_per_byte"] == pytest.approx(1000 * 21 / 21 / math.log(2))
-    assert any(n.startswith("word_perplexity is null: overflows") for n in outcome.info["notes"])
+    assert outcome.info["metric_notes"]["word_perplexity"].startswith("word_perplexity is null: overflows")
+    assert set(outcome.info["metric_notes"]) == {"word_perplexity", "token_perplexity", "byte_perplexity"}
+    from evalkit._runtasks import outcome_record  # the run record carries the null and its note
+
+    record = outcome_record(load_task("wikitext"), outcome, demo_data=False)
+    assert record.metric("word_perplexity").value is None
+    assert "overflows" in (record.metric("word_perplexity").note or "")
     assert len(sink.samples) == 1 and sink.samples[0]["logprob"] == -21000.0
     assert corpus_perplexity(-5.0, 0) is None and corpus_perplexity(-2000.0, 1) is None
 

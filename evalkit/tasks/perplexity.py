@@ -6,7 +6,7 @@ model's max length; `stride` (task arg or YAML) below the max length gives each 
 The headline unit follows the script: words for text with spaces, characters for Chinese/Japanese text
 (where whitespace-split "words" are whole paragraphs and word perplexity overflows). `language: auto` (and
 any file given with `--task-args path=`) picks it by the share of CJK characters. A metric that cannot be
-computed (overflow, nothing to count) is null, with a line in info["notes"]; it never fails the task.
+computed (overflow, nothing to count) is null, with a note in info["metric_notes"]; it never fails the task.
 """
 
 from __future__ import annotations
@@ -164,7 +164,9 @@ def run(spec: PerplexitySpec, backend: Backend, ctx: RunContext, sink: SampleSin
     stride = int(ctx.task_args["stride"]) if "stride" in ctx.task_args else spec.stride
     docs, origin, location, how = _documents(spec, ctx)
     if origin == "demo":
-        ctx.warn(f"{spec.name}: using evalkit's DEMO text (original, not the real corpus); pass --data-dir")
+        looked = f" (looked for {ctx.data_dir / spec.data.local})" if ctx.data_dir and spec.data.local else ""
+        ctx.warn(f"{spec.name}: using evalkit's DEMO text (original, not the real corpus){looked}; pass --data-dir "
+                 f"DIR holding {spec.data.local or 'the corpus'}")
     ctx.set_total(len(docs))
     scored_texts = [wikitext_detokenize(d) if spec.detokenizer == "wikitext" else d for _, _, d in docs]
     totals = {"logprob": 0.0, "tokens": 0, "words": 0, "chars": 0, "bytes": 0, "windows": 0}
@@ -203,13 +205,13 @@ def _outcome(totals: dict[str, Any], n: int, unit: str) -> TaskOutcome:
              "char_perplexity" if unit == "chars" else "word_perplexity": totals[unit]}
     metrics: dict[str, float | None] = {name: corpus_perplexity(ll, count) for name, count in units.items()}
     metrics["bits_per_byte"] = -ll / totals["bytes"] / math.log(2) if totals["bytes"] else None
-    notes = []
+    notes: dict[str, str] = {}  # metric -> why it is null (the run record's Metric.note)
     for name, value in metrics.items():
         if value is None:
             count = totals["bytes"] if name == "bits_per_byte" else units[name]
             why = "no units to count" if not count else "overflows a float (exp of a huge loss per unit)"
-            notes.append(f"{name} is null: {why}; total logprob {ll:.1f} over {count} units")
+            notes[name] = f"{name} is null: {why}; total logprob {ll:.1f} over {count} units"
     info: dict[str, Any] = {"higher_is_better": False, **{f"total_{k}": v for k, v in totals.items()}}
     if notes:
-        info["notes"] = notes
+        info["metric_notes"] = notes
     return TaskOutcome(metrics=metrics, n=n, info=info)  # type: ignore[arg-type]

@@ -117,6 +117,9 @@ def _raise_csv_field_limit() -> None:
             limit //= 2
 
 
+_raise_csv_field_limit()  # at import, so that every CSV reader of the process (evalkit data check too) has it
+
+
 def _looks_like_chinese(text: str) -> bool:
     """Whether text decoded as GB18030 is plausibly Chinese rather than another encoding misread."""
     wide = [c for c in text if ord(c) > 127]
@@ -184,8 +187,6 @@ def read_text_file(path: Path, *, encoding: str = "auto", warn: Warn = _ignore,
 
 
 def _read_csv(path: Path, text: str) -> tuple[list[dict[str, str]], list[int]]:
-    if csv.field_size_limit() <= _CSV_DEFAULT_LIMIT:
-        _raise_csv_field_limit()
     reader = csv.DictReader(io.StringIO(text, newline=""))
     rows, lines = [], []
     try:

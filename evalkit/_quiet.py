@@ -6,8 +6,8 @@ evaluation. Inside `quiet_libraries(...)`:
 
 - their loggers write to the log file only (a handler a library installs on first import, such as
   transformers' stderr handler, is held back until the block ends);
-- their progress bars are off (also in libraries first imported inside the block, through their environment
-  switches);
+- their progress bars are off (huggingface_hub's switch, which transformers follows when first imported;
+  `datasets` keeps its own: load datasets inside a `capture_stderr=True` block);
 - `warnings` from other code go to the log; evalkit's own RuntimeWarning/UserWarning still show;
 - with `capture_stderr=True`, everything written to file descriptor 2 (tqdm, C extensions) goes to the log:
   meant for a bounded step such as loading a model, never around evalkit's own progress display.
@@ -17,6 +17,8 @@ evaluation. Inside `quiet_libraries(...)`:
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -32,8 +34,14 @@ __all__ = ["LIBRARY_LOGGERS", "quiet_libraries"]
 LIBRARY_LOGGERS = ("transformers", "datasets", "huggingface_hub", "accelerate", "httpx", "httpcore", "urllib3",
                    "filelock", "gguf", "torch", "fsspec", "peft", "uvicorn.error")
 # environment switches read by libraries when they are first imported
-_QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-              "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TQDM_DISABLE": "1"}
+_QUIET_ENV = {"TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+# (module, is-enabled, disable, enable, the environment switch a user sets to keep bars off)
+_SWITCHES = (("transformers.utils.logging", "is_progress_bar_enabled", "disable_progress_bar", "enable_progress_bar",
+              "HF_HUB_DISABLE_PROGRESS_BARS"),
+             ("datasets.utils.logging", "is_progress_bar_enabled", "disable_progress_bar", "enable_progress_bar",
+              "HF_DATASETS_DISABLE_PROGRESS_BARS"),
+             ("huggingface_hub.utils", "are_progress_bars_disabled", "disable_progress_bars", "enable_progress_bars",
+              "HF_HUB_DISABLE_PROGRESS_BARS"))
 _EVALKIT_DIR = str(Path(__file__).resolve().parent)
 _OWN_CATEGORIES = (RuntimeWarning, UserWarning)
 
@@ -78,7 +86,7 @@ def quiet_libraries(log_path: Path | None = None, verbose: bool | None = None, *
         elif outer is not None and outer.stream is not None:
             stream = outer.stream
         else:
-            stream = stack.enter_context(open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 - closed by the stack
+            stream = stack.enter_context(open(os.devnull, "w", encoding="utf-8"))
         _ACTIVE.append(_Block(stream, verbose))
         stack.callback(_ACTIVE.pop)
         if stream is not None:
@@ -107,30 +115,27 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def _library_switches() -> Iterator[None]:
-    """Progress bars off in the libraries already imported; back on afterwards if they were on."""
-    switches: list[tuple[Any, str, str, str]] = []  # (module, is-enabled name, disable name, enable name)
-    for module_name, names in (("transformers.utils.logging", ("is_progress_bar_enabled", "disable_progress_bar",
-                                                               "enable_progress_bar")),
-                               ("datasets.utils.logging", ("is_progress_bar_enabled", "disable_progress_bar",
-                                                           "enable_progress_bar"))):
+    """Progress bars off in the libraries already imported; afterwards on again where they were on before, or
+    where the library was first imported inside the block (it found the hub's switch off then)."""
+    if "huggingface_hub.utils" not in sys.modules and importlib.util.find_spec("huggingface_hub") is not None:
+        # cheap to import (~40 ms); transformers reads its switch when first imported, so its bars stay off too
+        importlib.import_module("huggingface_hub.utils")
+    before: dict[str, bool] = {}
+    for module_name, is_on, off, _on, _env in _SWITCHES:
         module = sys.modules.get(module_name)
-        if module is not None and all(hasattr(module, n) for n in names):
-            switches.append((module, *names))
-    hub = sys.modules.get("huggingface_hub.utils")
-    hub_was_disabled = hub.are_progress_bars_disabled() if hub is not None else True
-    was_on = [getattr(m, is_on)() for m, is_on, _, _ in switches]
-    for module, _, off, _ in switches:
-        getattr(module, off)()
-    if hub is not None:
-        hub.disable_progress_bars()
+        if module is not None and hasattr(module, is_on):
+            state = bool(getattr(module, is_on)())
+            before[module_name] = not state if is_on.startswith("are_") else state
+            getattr(module, off)()
+    user_env = {env: os.environ.get(env, "") for *_, env in _SWITCHES}
     try:
         yield
     finally:
-        for (module, _, _, on), enabled in zip(switches, was_on):
-            if enabled:
+        for module_name, is_on, _off, on, env in _SWITCHES:
+            module = sys.modules.get(module_name)
+            wanted = before.get(module_name, user_env[env].strip().lower() not in ("1", "true", "yes", "on"))
+            if module is not None and hasattr(module, on) and wanted:
                 getattr(module, on)()
-        if hub is not None and not hub_was_disabled:
-            hub.enable_progress_bars()
 
 
 @contextmanager

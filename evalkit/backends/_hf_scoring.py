@@ -15,11 +15,12 @@ Three ideas, each exact:
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from evalkit.backends._hf_cache import cache_argument, empty_cache, expand_cache, output_cache
 
 __all__ = ["Row", "ScoreStats", "Scored", "Scorer"]
 
@@ -167,7 +168,8 @@ class Scorer:
         if p > 0:
             self.stats.prefix_groups += 1
             prefix = torch.tensor([group.rows[0][1].tokens_in[:p]], dtype=torch.long, device=self._device)
-            cache = self.base(input_ids=prefix, use_cache=True).past_key_values
+            cache = output_cache(self.base(input_ids=prefix, use_cache=True,
+                                           **{cache_argument(self.base): empty_cache(self.model.config)}))
             self.stats.tokens_processed += p
             self.stats.forward_calls += 1
         members = sorted(group.rows, key=lambda item: -len(item[1].tokens_in))
@@ -220,7 +222,7 @@ class Scorer:
         if p > 0 or any(len(s) != width for s in suffixes):
             kwargs.update(attention_mask=mask.to(device), position_ids=pos.to(device))
         if cache is not None:
-            kwargs["past_key_values"] = _expand_cache(cache, n)
+            kwargs[cache_argument(self.base)] = expand_cache(cache, n)
             kwargs["use_cache"] = True
         else:
             kwargs["use_cache"] = False
@@ -297,15 +299,3 @@ def _grouped_query_sdpa(device: Any) -> Iterator[None]:
         yield
     finally:
         os.environ.pop(key, None)
-
-
-def _expand_cache(cache: Any, n: int) -> Any:
-    """A shallow copy of a prefix cache whose layers see the prefix `n` times (views, no copies)."""
-    new = copy.copy(cache)
-    new.layers = []
-    for layer in cache.layers:
-        clone = copy.copy(layer)
-        clone.keys = layer.keys.expand(n, *layer.keys.shape[1:])
-        clone.values = layer.values.expand(n, *layer.values.shape[1:])
-        new.layers.append(clone)
-    return new

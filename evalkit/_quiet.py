@@ -32,7 +32,7 @@ from typing import IO, Any
 __all__ = ["LIBRARY_LOGGERS", "quiet_libraries"]
 
 LIBRARY_LOGGERS = ("transformers", "datasets", "huggingface_hub", "accelerate", "httpx", "httpcore", "urllib3",
-                   "filelock", "gguf", "torch", "fsspec", "peft", "uvicorn.error")
+                   "filelock", "gguf", "torch", "fsspec", "peft")
 # environment switches read by libraries when they are first imported
 _QUIET_ENV = {"TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
 # (module, is-enabled, disable, enable, the environment switch a user sets to keep bars off)

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         served_name: Annotated[str | None, typer.Option(help="Model id clients send (default: --model)")] = None,
         cache: Annotated[str | None, typer.Option(help="Response cache file (SQLite); off by default")] = None,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+        verbose: Annotated[bool, typer.Option("--verbose", help="Show other libraries' output (progress bars, warnings)")] = False,
     ) -> None:
         """Serve a model over an OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/completions."""
         from evalkit.backends._registry import load_backend, parse_kv
@@ -31,15 +32,17 @@ def register(app: typer.Typer) -> None:
             import uvicorn  # noqa: F401
         except ImportError as exc:
             raise MissingDependency("evalkit serve", "api", exc.name or "fastapi") from None
+        from evalkit._quiet import quiet_libraries
         from evalkit.server._app import create_app
         from evalkit.server._run import serve_forever
 
-        backend = load_backend(model, parse_kv(model_args))
-        if cache:
-            from evalkit.store._cache import CachedBackend
+        with quiet_libraries(None, verbose):  # transformers' loading bars and FutureWarnings stay out of the log
+            backend = load_backend(model, parse_kv(model_args))
+            if cache:
+                from evalkit.store._cache import CachedBackend
 
-            backend = CachedBackend(backend, cache)
-        name = served_name or model
-        typer.echo(f"evalkit serve: {name} ({backend.identity.cache_key()}) on http://{host}:{port}/v1",
-                   err=True)
-        serve_forever(create_app(backend, name), host=host, port=port, log_level=log_level)
+                backend = CachedBackend(backend, cache)
+            name = served_name or model
+            typer.echo(f"evalkit serve: {name} ({backend.identity.cache_key()}) on http://{host}:{port}/v1",
+                       err=True)
+            serve_forever(create_app(backend, name), host=host, port=port, log_level=log_level)

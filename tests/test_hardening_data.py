@@ -73,10 +73,18 @@ def test_csv_in_each_supported_encoding_is_read(tmp_path: Path, encoding: str) -
     assert outcome.n == 4 and sink.samples[0]["prompt"] == "水的化学式是什么？\n答案："
     noted = [w for w in warnings if "GB18030" in w]
     if encoding in ("gb18030", "gbk"):
-        assert len(noted) == 2  # one per file, naming it
-        assert any(str(tmp_path / "mc/test/physics.csv") in w for w in noted)
+        assert noted == [f"{tmp_path / 'mc/test/physics.csv'} and 1 more file: not UTF-8; read as GB18030 (GBK) "
+                         f"Chinese text. Convert them once to silence this: iconv -f GB18030 -t UTF-8"]
     else:
         assert noted == []
+
+
+def test_one_gb18030_file_gets_one_warning_naming_it(tmp_path: Path) -> None:
+    _write(tmp_path, "mc/test/physics.csv", (HEADER + ROWS).encode("gb18030"))
+    _write(tmp_path, "mc/test/chemistry.csv", (HEADER + ROWS).encode())
+    _, _, warnings, _ = _run(tmp_path)
+    noted = [w for w in warnings if "GB18030" in w]
+    assert len(noted) == 1 and noted[0].startswith(f"{tmp_path / 'mc/test/physics.csv'}: not UTF-8; read as GB18030")
 
 
 def test_undecodable_file_is_one_data_error_naming_file_line_and_byte(tmp_path: Path) -> None:

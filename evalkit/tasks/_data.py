@@ -20,13 +20,14 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from evalkit.errors import ConfigError, DataError
 
-__all__ = ["DataSource", "HubSource", "RecordFile", "Rows", "Warn", "bundled_root", "check_data_dir", "decode_text",
+__all__ = ["DataSource", "DecodeNotes", "HubSource", "RecordFile", "Rows", "Warn", "bundled_root", "check_data_dir", "decode_text",
            "local_paths", "missing_data_message", "read_file_rows", "read_rows", "read_text_file", "read_text_source",
            "tasks_root"]
 
 Warn = Callable[[str], None]
 RecordFile = Callable[[Path], None]  # RunContext.record_file: provenance of every data file read
 _CSV_DEFAULT_LIMIT = 131072
+_GB_NOTE = ": not UTF-8; read as GB18030 (GBK) Chinese text."
 
 
 def _ignore(_: Any) -> None:
@@ -167,12 +168,47 @@ def decode_text(data: bytes, path: Path, encoding: str = "auto", warn: Warn = _i
     except UnicodeDecodeError:
         text = ""
     if text and _looks_like_chinese(text):
-        warn(f"{path}: not UTF-8; read as GB18030 (GBK) Chinese text. Convert it once to silence this: "
+        warn(f"{path}{_GB_NOTE} Convert it once to silence this: "
              f"iconv -f GB18030 -t UTF-8 {path} > {path.with_suffix('.utf8' + path.suffix).name}")
         return text.removeprefix("\ufeff")
     line = data.count(b"\n", 0, bad) + 1
     raise DataError(f"{path}:{line}: byte {bad} (0x{data[bad]:02x}) is neither UTF-8 nor GB18030/GBK; "
                     f"convert the file to UTF-8 (iconv -f <its encoding> -t UTF-8)")
+
+
+class DecodeNotes:
+    """Collects the "read as GB18030" notes of many files into one warning line (a GBK copy of CMMLU would
+    otherwise print 134 of them). Use `notes.warn` as the loaders' warn callback, then `notes.flush()`.
+
+    Examples:
+        >>> notes = DecodeNotes(print)
+        >>> for name in ("a.csv", "b.csv"):
+        ...     _ = decode_text("答".encode("gb18030"), Path(name), warn=notes.warn)
+        >>> notes.flush()
+        a.csv and 1 more file: not UTF-8; read as GB18030 (GBK) Chinese text. Convert them once to silence this: iconv -f GB18030 -t UTF-8
+    """
+
+    def __init__(self, warn: Warn) -> None:
+        self._warn = warn
+        self._held: list[str] = []
+
+    def warn(self, message: str) -> None:
+        """Hold back a GB18030 note; pass any other warning on at once."""
+        if _GB_NOTE in message:
+            self._held.append(message)
+        else:
+            self._warn(message)
+
+    def flush(self) -> None:
+        """Emit the held notes: one as it is, several as one line naming the first file and the count."""
+        if len(self._held) == 1:
+            self._warn(self._held[0])
+        elif self._held:
+            first = self._held[0].split(_GB_NOTE)[0]
+            more = len(self._held) - 1
+            self._warn(f"{first} and {more} more file{'s' if more > 1 else ''}{_GB_NOTE} Convert them once to "
+                       f"silence this: iconv -f GB18030 -t UTF-8")
+        self._held.clear()
 
 
 def read_text_file(path: Path, *, encoding: str = "auto", warn: Warn = _ignore,
@@ -263,12 +299,14 @@ def load_hub(hub: HubSource, subject: str, split: str) -> list[dict[str, Any]] |
     except ImportError:
         return None
     from evalkit._offline import hub_reachable
+    from evalkit._quiet import quiet_libraries
 
     if not hub_reachable():  # one short probe per process (then offline mode) instead of datasets' retries
         return None
     name = hub.name.format(subject=subject) if hub.name else None
     try:
-        ds = datasets.load_dataset(hub.path, name, split=hub.split_names.get(split, split))
+        with quiet_libraries(capture_stderr=True):  # datasets' progress bars go to the run's log
+            ds = datasets.load_dataset(hub.path, name, split=hub.split_names.get(split, split))
     except Exception as exc:  # noqa: BLE001 - any hub failure means: fall back to the demo set
         _hub_failed.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         return None

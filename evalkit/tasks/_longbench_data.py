@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 from evalkit.errors import DataError
 from evalkit.tasks._data import (
+    DecodeNotes,
     HubSource,
     RecordFile,
     Warn,
@@ -152,6 +153,21 @@ def load_records(datasets: list[str], *, data_dir: Path | None, file_suffix: str
     """
     if data_dir is not None:
         data_dir = check_data_dir(data_dir)
+    notes = DecodeNotes(warn)
+    try:
+        found = _find_records(datasets, data_dir, file_suffix, hub_repo, use_hub, use_demo, notes.warn, record_file)
+    finally:
+        notes.flush()
+    where = f"{data_dir}/longbench/data" if data_dir is not None else "no --data-dir"
+    hub = "the hub" if use_hub and hub_usable() else "the hub (not reachable or disabled)"
+    for name in datasets:
+        if name not in found:
+            warn(f"LongBench: dataset '{name}' not found ({where}/{name}{file_suffix}.jsonl, {hub}); skipped")
+    return found
+
+
+def _find_records(datasets: list[str], data_dir: Path | None, file_suffix: str, hub_repo: str, use_hub: bool,
+                  use_demo: bool, warn: Warn, record_file: RecordFile) -> dict[str, Records]:
     found: dict[str, Records] = {}
     for name in datasets:
         file_name = f"{name}{file_suffix}"
@@ -172,11 +188,6 @@ def load_records(datasets: list[str], *, data_dir: Path | None, file_suffix: str
             warn(f"LongBench: no real data found (--data-dir DIR/longbench/data or the hub); using the DEMO set "
                  f"({sum(len(r.rows) for r in found.values())} original items in {len(found)} datasets) -- "
                  f"these are not LongBench scores")
-    where = f"{data_dir}/longbench/data" if data_dir is not None else "no --data-dir"
-    hub = "the hub" if use_hub and hub_usable() else "the hub (not reachable or disabled)"
-    for name in datasets:
-        if name not in found:
-            warn(f"LongBench: dataset '{name}' not found ({where}/{name}{file_suffix}.jsonl, {hub}); skipped")
     return found
 
 

@@ -5,6 +5,7 @@ Logic only; the benchmark's subjects, prompt text and data locations live in the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -20,6 +21,7 @@ from evalkit.errors import ConfigError, DataError, UnsupportedRequest
 from evalkit.metrics import aggregate_groups, macro_mean_stderr, mean_stderr
 from evalkit.tasks._data import (
     DataSource,
+    DecodeNotes,
     Rows,
     check_data_dir,
     local_paths,
@@ -302,10 +304,15 @@ def run(spec: MultipleChoiceSpec, backend: Backend, ctx: RunContext, sink: Sampl
     if ctx.data_dir is not None:
         check_data_dir(ctx.data_dir)
     style, style_name, num_shots, sampler = _options(spec, ctx)
-    if spec.subjects_file:
-        spec = spec.model_copy(update={"subjects": {**_subjects_from_file(spec, ctx), **spec.subjects}})
-    subjects = _select_subjects(spec, ctx)
-    loaded, origin, missing = _load_subjects(spec, ctx, subjects, num_shots, sampler)
+    notes = DecodeNotes(ctx.warn)  # one line for many GB18030 files; shares ctx's record of files read
+    data_ctx = dataclasses.replace(ctx, warn=notes.warn)
+    try:
+        if spec.subjects_file:
+            spec = spec.model_copy(update={"subjects": {**_subjects_from_file(spec, data_ctx), **spec.subjects}})
+        subjects = _select_subjects(spec, ctx)
+        loaded, origin, missing = _load_subjects(spec, data_ctx, subjects, num_shots, sampler)
+    finally:
+        notes.flush()
     if not loaded:
         raise DataError(missing_data_message(spec.name, spec.data, ctx.data_dir, subjects, spec.eval_split))
     _data_warnings(spec, ctx, loaded, origin, missing)

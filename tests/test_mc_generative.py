@@ -231,3 +231,27 @@ def test_defaults_and_circular_on_non_letter_options() -> None:
     with pytest.raises(ConfigError, match="generate or cot only"):
         run_generative(QUESTIONS, FakeBackend(), parse_mc_options({"mode": "loglikelihood"}), subject="s",
                        letters="ABCD")
+
+
+class ContentExtractor(FakeBackend):
+    """An extractor that maps an answer naming an option's text to that option's letter as shown."""
+
+    def generate(self, conversations: Sequence[Conversation], config: GenConfig) -> list[Completion]:
+        out = []
+        for conv in conversations:
+            prompt = conv[-1].content
+            answer = prompt.split("Answer to classify:")[1]
+            shown = [line for line in prompt.splitlines() if re.match(r"^[A-D]\. ", line)]
+            letter = next((line[0] for line in shown if line[3:] in answer), "NONE")
+            out.append(Completion((letter,), Usage(1, 1), ("stop",)))
+        return out
+
+
+def test_extractor_sees_the_options_in_the_rotated_order() -> None:
+    backend = _script(首都=["首都是北京"], 化学式=["水是H2O"], 季节=["有四个"])
+    options = _options(mode="generate", circular="true", extractor="fake:x")
+    records = run_generative(QUESTIONS, backend, options, subject="s", letters="ABCD", extractor=ContentExtractor())
+    assert [[t["prediction"] for t in r["circular"]] for r in records] == [
+        ["B", "A", "D", "C"], ["C", "B", "A", "D"], ["C", "B", "A", "D"]]
+    assert generative_metrics(records)["acc_circular"] == 1.0
+    assert generative_info(records, options)["extraction_stages_all"]["model"] == 12

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from evalkit.errors import ConfigError
@@ -86,7 +86,7 @@ class McOptions:
 
     def resolved(self, mode: Mode) -> McOptions:
         """These options with the automatic mode settled."""
-        return self if self.mode is not None else McOptions(**{**self.__dict__, "mode": mode})
+        return self if self.mode is not None else replace(self, mode=mode)
 
 
 def _flag_int(args: Mapping[str, str], key: str, minimum: int) -> int | None:
@@ -162,6 +162,7 @@ class _Job:
     question: int  # index into the subject's questions
     rotation: int
     target: str
+    shown: tuple[str, ...]  # the options in the order this job shows them
     conversation: Conversation
 
 
@@ -183,7 +184,7 @@ def _jobs(questions: Sequence[MCQuestion], letters: str, options: McOptions, mod
         for r, (shown, target) in enumerate(variants):
             conv = build_conversation(mode, q.question, shown, letters, header=header, shots=shots,
                                       language=language)
-            jobs.append(_Job(i, r, target, conv))
+            jobs.append(_Job(i, r, target, tuple(shown), conv))
     return jobs
 
 
@@ -258,7 +259,7 @@ def run_generative(questions: Sequence[MCQuestion], backend: Backend, options: M
                  for s in shots]
     jobs = _jobs(questions, labels, options, options.mode, header, exemplars, language, task)
     first_order = [j for j in jobs if j.rotation == 0]
-    shown = [format_question(questions[j.question].question, questions[j.question].options, labels) for j in jobs]
+    shown = [format_question(questions[j.question].question, j.shown, labels) for j in jobs]
     readings = {0: [_read(c, labels, options, tokenizer) for c in _generate(backend, jobs, options, 0)]}
     readings[0] = _with_extractor(readings[0], shown, labels, extractor)
     shown_first = [s for s, j in zip(shown, jobs) if j.rotation == 0]

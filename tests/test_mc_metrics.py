@@ -18,7 +18,8 @@ from evalkit.metrics._calibration import (
     option_probabilities,
 )
 from evalkit.metrics._sampling import maj_at_k, majority_letter, mean_at_k, pass_at_k, sampling_metrics
-from evalkit.tasks._circular import acc_circular, rotations
+from evalkit.tasks._circular import acc_circular, circular_variants, rotations
+from evalkit.tasks.multiple_choice import Question
 
 CASES: dict[str, list[dict[str, Any]]] = json.loads(
     (Path(__file__).parent / "data" / "mc_metrics_cases.json").read_text(encoding="utf-8"))
@@ -95,3 +96,12 @@ def test_rotations_refuse_non_letter_options() -> None:
         rotations(["x", "y", "z"], "1", ["1", "2", "3"], task="fineval")
     with pytest.raises(ConfigError, match="fix the row"):
         rotations(["x", "y"], "C", "AB")
+
+
+def test_circular_variants_of_a_multiple_choice_question() -> None:
+    question = Question(7, "哪个是丙？", ("甲", "乙", "丙", "丁"), "C", {"id": "7"})
+    variants = circular_variants(question, "ABCD")
+    assert variants[0] == question
+    assert [v.answer for v in variants] == ["C", "B", "A", "D"]
+    assert all(v.options["ABCD".index(v.answer)] == "丙" and v.doc_index == 7 and v.raw == {"id": "7"}
+               for v in variants)

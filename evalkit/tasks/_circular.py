@@ -14,11 +14,15 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from evalkit.errors import ConfigError
 from evalkit.metrics._aggregate import mean_stderr
 
-__all__ = ["acc_circular", "check_letters", "rotations"]
+__all__ = ["acc_circular", "check_letters", "circular_variants", "rotations"]
+
+Q = TypeVar("Q")
 
 
 def check_letters(letters: Sequence[str], task: str = "this task") -> str:
@@ -54,3 +58,21 @@ def rotations(choices: Sequence[str], answer: str, letters: Sequence[str] = "ABC
 def acc_circular(correct_by_rotation: Sequence[Sequence[bool]]) -> tuple[float, float]:
     """Mean and standard error over questions of [correct under every rotation]."""
     return mean_stderr([1.0 if len(r) > 0 and all(r) else 0.0 for r in correct_by_rotation])
+
+
+def circular_variants(question: Q, letters: Sequence[str], task: str = "this task") -> list[Q]:
+    """Copies of a frozen dataclass question (fields `options`, `answer`) under each rotation, rotation 0 first.
+
+    For the loglikelihood path: build each variant's prompt with the same few-shot prefix and score it.
+
+    Examples:
+        >>> from dataclasses import dataclass
+        >>> @dataclass(frozen=True)
+        ... class Q:
+        ...     options: tuple[str, ...]
+        ...     answer: str
+        >>> [(v.options, v.answer) for v in circular_variants(Q(("x", "y"), "B"), "AB")]
+        [(('x', 'y'), 'B'), (('y', 'x'), 'A')]
+    """
+    item: Any = question
+    return [replace(item, options=opts, answer=ans) for opts, ans in rotations(item.options, item.answer, letters, task)]

@@ -97,7 +97,7 @@ def check_data_dir(path: str | Path) -> Path:
 
     Without this check a typo in the folder name silently ran on the demo set.
     """
-    folder = Path(path).expanduser()
+    folder = Path(path).expanduser().absolute()  # messages name exact paths
     if folder.is_file():
         raise ConfigError(f"--data-dir {folder}: is a file, not a folder; give the folder that holds "
                           f"cmmlu/, ceval/, ... (the layout of ../shared/data) or unset EVALKIT_DATA_DIR")
@@ -367,9 +367,13 @@ def missing_data_message(task: str, source: DataSource, data_dir: Path | None, s
     if source.demo:
         first = subjects[0] if subjects else ""
         tried.append(f"the demo set {tasks_root() / source.demo.format(subject=first, split=split)}")
-    layout = f"DIR/{source.local}" if source.local else "DIR"
-    return (f"{task}: no data found: {'; '.join(tried) or 'no data source in the task file'}; pass --data-dir DIR "
-            f"holding {layout}, or get it with `evalkit data pull {task} --to DIR`")
+    from evalkit.data._pull import PULLABLE  # lazily: evalkit.data reads files through this module
+
+    layout = f" (with {source.local} under it)" if source.local else ""
+    get = (f"get the data with `evalkit data pull {task} --to DIR`" if task in PULLABLE
+           else "`evalkit data list` says where each benchmark's data comes from")
+    return (f"{task}: no data found: {'; '.join(tried) or 'no data source in the task file'}; pass --data-dir "
+            f"DIR{layout}, or {get}")
 
 
 def read_text_source(source: DataSource, data_dir: Path | None, path_arg: str | None, *, task: str = "this task",

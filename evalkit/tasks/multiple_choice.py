@@ -190,9 +190,8 @@ def _subjects_from_file(spec: MultipleChoiceSpec, ctx: RunContext) -> dict[str, 
     path = Path(spec.subjects_file) if ctx.data_dir is None else ctx.data_dir / spec.subjects_file
     if not path.is_file():
         fix = "pass --data-dir DIR holding it" if ctx.data_dir is None else "put it there"
-        raise DataError(f"{spec.name}: subjects_file not found: looked for {path.resolve()}; {fix}, get the data "
-                        f"with `evalkit data pull {spec.name} --to DIR`, or list subjects in "
-                        f"{spec.source_file or 'the task YAML'}")
+        raise DataError(f"{spec.name}: subjects_file not found: looked for {path.absolute()}; {fix}, or list "
+                        f"subjects in {spec.source_file or 'the task YAML'}")
     try:
         mapping = json.loads(read_text_file(path, warn=ctx.warn, record_file=ctx.record_file))
     except json.JSONDecodeError as exc:

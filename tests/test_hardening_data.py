@@ -73,8 +73,9 @@ def test_csv_in_each_supported_encoding_is_read(tmp_path: Path, encoding: str) -
     assert outcome.n == 4 and sink.samples[0]["prompt"] == "水的化学式是什么？\n答案："
     noted = [w for w in warnings if "GB18030" in w]
     if encoding in ("gb18030", "gbk"):
-        assert noted == [f"{tmp_path / 'mc/test/physics.csv'} and 1 more file: not UTF-8; read as GB18030 (GBK) "
-                         f"Chinese text. Convert them once to silence this: iconv -f GB18030 -t UTF-8"]
+        expected = (f"{tmp_path / 'mc/test/physics.csv'} and 1 more file: not UTF-8; read as GB18030 (GBK) "
+                    f"Chinese text. Convert them once to silence this: iconv -f GB18030 -t UTF-8")
+        assert noted == [expected]
     else:
         assert noted == []
 
@@ -332,6 +333,27 @@ def test_missing_subjects_are_a_count_with_names_only_when_asked_for() -> None:
 
 
 # real CLI -------------------------------------------------------------------------------------------------------
+
+def test_cli_reports_bad_template_data_dir_and_task_args_in_one_line_before_any_model(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalkit.backends import _registry
+    from evalkit.cli import main
+
+    def no_model(kind: str) -> Any:
+        raise AssertionError(f"a {kind} model was loaded before the input was checked")
+
+    monkeypatch.setattr(_registry, "_factory", no_model)
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "tasks" / "fineval.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(example.read_text(encoding="utf-8").replace('"{{ question }}', '"{{ question '), encoding="utf-8")
+    cases = [(["--tasks", str(bad)], f"{bad}:18: field 'prompt_styles.default.doc_to_text'"),
+             (["--tasks", "ceval", "--data-dir", str(tmp_path / "nope")], f"--data-dir {tmp_path / 'nope'}: no such"),
+             (["--tasks", "ppl", "--task-args", "path"], "example: --task-args path=")]
+    for args, expected in cases:
+        assert main(["run", "--model", "smollm2", "--output", str(tmp_path / "runs"), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 @pytest.mark.integration
 def test_cli_ppl_on_a_chinese_gb18030_file_with_tiny_llama(tmp_path: Path) -> None:

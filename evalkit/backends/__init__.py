@@ -1,7 +1,9 @@
 """Backends: the three-method contract and the registry that builds them from model names."""
 
+from evalkit.backends._adapt import as_base_backend
 from evalkit.backends._protocol import (
     Backend,
+    BackendBase,
     ChatLogprobs,
     ChatRendering,
     LogprobCompletion,
@@ -20,6 +22,7 @@ from evalkit.backends._registry import (
 
 __all__ = [
     "Backend",
+    "BackendBase",
     "CatalogEntry",
     "ChatLogprobs",
     "ChatRendering",
@@ -27,6 +30,7 @@ __all__ = [
     "ModelIdentity",
     "RawCompletion",
     "TokenizerAccess",
+    "as_base_backend",
     "catalog",
     "hf_backend",
     "load_backend",

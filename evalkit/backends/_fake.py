@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from evalkit.backends._protocol import ModelIdentity
+from evalkit.backends._protocol import BackendBase, ModelIdentity
 from evalkit.backends._stops import cut_choices_at_stop
 from evalkit.errors import ConfigError
 from evalkit.types import (
@@ -57,8 +57,10 @@ def _unit(text: str) -> float:
 
 
 @dataclass
-class FakeBackend:
+class FakeBackend(BackendBase):
     """Deterministic scripted backend. `calls` counts requests served per method (for cache tests)."""
+
+    can_complete = can_render_chat = can_tokenize = can_complete_logprobs = True
 
     name: str = "echo"
     replies: list[tuple[re.Pattern[str], list[str]]] = field(default_factory=list)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from evalkit.errors import UnsupportedRequest
 from evalkit.types import (
     Completion,
     Conversation,
@@ -16,7 +17,7 @@ from evalkit.types import (
     TokenLogprobs,
 )
 
-__all__ = ["Backend", "ChatLogprobs", "ChatRendering", "LogprobCompletion", "ModelIdentity", "RawCompletion",
+__all__ = ["Backend", "BackendBase", "ChatLogprobs", "ChatRendering", "LogprobCompletion", "ModelIdentity", "RawCompletion",
            "ResultCallback", "StreamingResults", "TokenizerAccess", "WindowStore"]
 
 ResultCallback = Callable[[Sequence[int], Sequence[Any]], None]
@@ -171,3 +172,103 @@ class WindowStore(Protocol):
     def add(self, windows: Sequence[tuple[int, int, tuple[float, ...]]]) -> None:
         """Store `(text, window number, per-token logprobs)` of windows just scored, in one transaction."""
         ...
+
+
+class BackendBase:
+    """Base class of evalkit's backends: every optional capability declared once, with its default.
+
+    A subclass implements `identity` and the three methods of `Backend`; for each optional capability it has,
+    it overrides the method and sets the flag. Callers ask the flag (`if backend.can_complete: ...`) instead of
+    probing attributes; a default method raises `UnsupportedRequest` naming what the backend lacks. A plain
+    object that implements only the `Backend` protocol gets the same face from
+    `evalkit.backends.as_base_backend`.
+
+    Every subclass has every method, so `isinstance(b, RawCompletion)` (or any capability protocol above)
+    is true of all of them: ask the flags, never `isinstance` or `hasattr`.
+    """
+
+    can_score: bool = True  # loglikelihood / loglikelihood_rolling can work (False: a chat-only API)
+    can_complete: bool = False  # complete(): continue raw text without a chat template
+    can_render_chat: bool = False  # render_chat(): the chat template's text of a conversation
+    can_tokenize: bool = False  # encode(), decode() and max_length
+    can_complete_logprobs: bool = False  # complete_logprobs(): generated tokens with top alternatives
+    can_chat_logprobs: bool = False  # chat_logprobs(): chat completions with top_logprobs
+    streams_results: bool = False  # the methods accept `on_results` (see StreamingResults)
+    cache_chunk_size: int | None = None  # requests per response-cache chunk it wants (None: the cache decides)
+
+    @property
+    def identity(self) -> ModelIdentity:
+        """What this backend evaluates (every subclass defines it)."""
+        raise NotImplementedError(f"{type(self).__name__} must define `identity`")
+
+    @property
+    def supports_prefill(self) -> bool:
+        """Whether `chat_logprobs` can continue a forced start of the reply (`prefills`)."""
+        return False
+
+    def _lacks(self, what: str) -> UnsupportedRequest:
+        return UnsupportedRequest(f"backend {self.identity.backend}:{self.identity.model} cannot {what}")
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """Log-probability of each continuation; by default unsupported."""
+        raise self._lacks("score text (loglikelihood); use a generative mode (--task-args mode=generate)")
+
+    def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None) -> list[TokenLogprobs]:
+        """Per-token log-probabilities of whole texts; by default unsupported."""
+        raise self._lacks("score whole texts (loglikelihood_rolling) for perplexity; use a backend with logprobs")
+
+    def generate(self, conversations: Sequence[Conversation], config: GenConfig) -> list[Completion]:
+        """One completion per conversation; by default unsupported."""
+        raise self._lacks("generate text")
+
+    # ---- optional capabilities, with their defaults -----------------------------------------------------------
+    def max_connections(self) -> int:
+        """Requests it serves at once (an API's concurrency); the response cache sizes its chunks from it."""
+        return 1
+
+    def set_batch_size(self, batch_size: str | None) -> None:
+        """Apply `--batch-size N|auto`; backends without batches ignore it."""
+
+    def stats(self) -> Any:
+        """Counters for results.json's `backend_stats`: a dict, or an object with `as_dict()`; none by default."""
+        return {}
+
+    def stats_dict(self) -> dict[str, Any]:
+        """`stats()` as a plain dict (what results.json stores)."""
+        values = self.stats()
+        as_dict = getattr(values, "as_dict", None)  # the one place a stats object becomes a dict
+        return dict(as_dict() if callable(as_dict) else values or {})
+
+    def close(self) -> None:
+        """Release connections, workers or files; nothing to release by default."""
+
+    def complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
+        """Continue raw prompt text without a chat template (`can_complete`)."""
+        raise self._lacks("continue raw text without a chat template (complete)")
+
+    def render_chat(self, conversation: Conversation, *, add_generation_prompt: bool = True) -> str:
+        """The chat template's text of a conversation (`can_render_chat`)."""
+        raise self._lacks("render its chat template as text (render_chat)")
+
+    @property
+    def max_length(self) -> int:
+        """The model's context length in tokens (`can_tokenize`)."""
+        raise self._lacks("tell its context length (no tokenizer)")
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` (`can_tokenize`)."""
+        raise self._lacks("tokenize text (no tokenizer)")
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        """Text of token ids (`can_tokenize`)."""
+        raise self._lacks("decode tokens (no tokenizer)")
+
+    def complete_logprobs(self, prompts: Sequence[str], config: GenConfig,
+                          top_logprobs: int) -> list[list[tuple[TokenChoice, ...]]]:
+        """Generated tokens with their logprobs and top alternatives (`can_complete_logprobs`)."""
+        raise self._lacks("report the logprobs of generated tokens (complete_logprobs)")
+
+    def chat_logprobs(self, conversations: Sequence[Conversation], config: GenConfig, top_logprobs: int,
+                      prefills: Sequence[str | None] | None = None) -> list[tuple[TokenChoice, ...]]:
+        """Chat completions with per-token top_logprobs (`can_chat_logprobs`)."""
+        raise self._lacks("return chat completions with token logprobs (chat_logprobs)")

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from evalkit.backends._protocol import ModelIdentity
+from evalkit.backends._protocol import BackendBase, ModelIdentity
 from evalkit.errors import ConfigError, MissingDependency
 from evalkit.types import (
     Completion,
@@ -195,13 +195,15 @@ def window_logprobs(prompt_logprobs: PromptLogprobs, window: Sequence[int], n_sc
     return out
 
 
-class VLLMBackend:
+class VLLMBackend(BackendBase):
     """A model loaded in-process by vLLM.
 
     Args:
         model: a hub id or local path.
         llm_kwargs: keyword arguments of `vllm.LLM` (tensor_parallel_size, enable_prefix_caching, ...).
     """
+
+    can_complete = can_render_chat = can_tokenize = True
 
     def __init__(self, model: str, llm_kwargs: dict[str, Any]) -> None:
         try:

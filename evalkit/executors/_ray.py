@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from evalkit.backends._protocol import Backend, ModelIdentity
+from evalkit.backends._protocol import Backend, BackendBase, ModelIdentity
 from evalkit.errors import BackendError, ConfigError, MissingDependency
 from evalkit.types import (
     Completion,
@@ -25,13 +25,16 @@ from evalkit.types import (
     GenConfig,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    TokenChoice,
     TokenLogprobs,
 )
 
 __all__ = ["RayBackend", "RaySettings", "shard"]
 
 T = TypeVar("T")
-_DRIVER_ONLY = ("set_batch_size",)
+# the capability flags a worker's backend declares; the driver's RayBackend declares the same
+_FLAGS = ("can_score", "can_complete", "can_render_chat", "can_tokenize", "can_complete_logprobs",
+          "can_chat_logprobs")
 
 
 def shard(items: Sequence[T], parts: int, key: Callable[[T], Any] | None = None) -> list[list[T]]:
@@ -109,22 +112,25 @@ class _Worker:
     """The actor body: one backend, built inside the worker process."""
 
     def __init__(self, spec: str, args: dict[str, str]) -> None:
+        from evalkit.backends._adapt import as_base_backend
         from evalkit.backends._registry import load_backend
 
-        self.backend = load_backend(spec, args)
+        self.backend = as_base_backend(load_backend(spec, args))
 
     def describe(self) -> dict[str, Any]:
         b = self.backend
-        caps = [name for name in ("complete", "render_chat", "encode", "decode", "stats", "set_batch_size")
-                if callable(getattr(b, name, None))]
-        return {"identity": b.identity, "capabilities": caps, "max_length": getattr(b, "max_length", None),
-                "cache_chunk_size": getattr(b, "cache_chunk_size", None)}
+        return {"identity": b.identity, "flags": {name: bool(getattr(b, name)) for name in _FLAGS},
+                "max_length": b.max_length if b.can_tokenize else None, "cache_chunk_size": b.cache_chunk_size,
+                "supports_prefill": b.supports_prefill, "max_connections": b.max_connections()}
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.backend, method)(*args, **kwargs)
 
+    def stats(self) -> dict[str, Any]:
+        return self.backend.stats_dict()
 
-class RayBackend:
+
+class RayBackend(BackendBase):
     """A Backend whose calls are sharded over Ray actors that each hold one backend instance.
 
     Args:
@@ -156,10 +162,14 @@ class RayBackend:
             raise BackendError(f"--executor ray: the {workers} workers loaded different models "
                                f"({'; '.join(identities)}); pin a revision/seed in "
                                f"--model-args so every worker builds the same one")
-        self._identity: ModelIdentity = described[0]["identity"]
-        self._caps = set(described[0]["capabilities"])
-        self._max_length = described[0]["max_length"]
-        chunk = described[0]["cache_chunk_size"]
+        first = described[0]
+        self._identity: ModelIdentity = first["identity"]
+        for name, value in first["flags"].items():  # the workers' backend can do what it can, no more
+            setattr(self, name, value)
+        self._prefill = bool(first["supports_prefill"])
+        self._connections = int(first["max_connections"]) * workers
+        self._max_length = first["max_length"]
+        chunk = first["cache_chunk_size"]
         # the cache hands over chunks; give every worker a full share of each one
         self.cache_chunk_size = int(chunk) if chunk else 32 * workers
         self.settings = RaySettings(workers, settings.address, gpus, settings.cpus_per_worker)
@@ -204,40 +214,73 @@ class RayBackend:
         """Sharded `generate`."""
         return self._sharded("generate", list(conversations), config)
 
-    # ---- optional capabilities of the workers' backend ---------------------------------------------------------
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name in ("actors", "settings", "cache_chunk_size"):
-            raise AttributeError(name)
-        caps: set[str] = self.__dict__.get("_caps", set())
-        if name not in caps:
-            raise AttributeError(name)
-        handlers: dict[str, Callable[..., Any]] = {"complete": self._complete, "stats": self._stats,
-                                                    "set_batch_size": self._set_batch_size}
-        if name in handlers:
-            return handlers[name]
-        return lambda *args, **kwargs: self._first(name, *args, **kwargs)  # render_chat, encode, decode
+    # ---- optional capabilities of the workers' backend (the flags say which it has) ----------------------
+    @property
+    def supports_prefill(self) -> bool:
+        """The workers' backend's."""
+        return self._prefill
+
+    def max_connections(self) -> int:
+        """The workers' connections together."""
+        return self._connections
 
     @property
     def max_length(self) -> int:
-        """The workers' context length (TokenizerAccess)."""
+        """The workers' context length (`can_tokenize`)."""
         if self._max_length is None:
-            raise AttributeError("max_length")
+            return super().max_length
         return int(self._max_length)
 
-    def _complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
+    def complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
+        """Sharded `complete` (`can_complete`)."""
+        if not self.can_complete:
+            return super().complete(prompts, config)
         return self._sharded("complete", list(prompts), config)
 
-    def _stats(self) -> dict[str, int]:
+    def complete_logprobs(self, prompts: Sequence[str], config: GenConfig,
+                          top_logprobs: int) -> list[list[tuple[TokenChoice, ...]]]:
+        """Sharded `complete_logprobs` (`can_complete_logprobs`)."""
+        if not self.can_complete_logprobs:
+            return super().complete_logprobs(prompts, config, top_logprobs)
+        return self._sharded("complete_logprobs", list(prompts), config, top_logprobs)
+
+    def chat_logprobs(self, conversations: Sequence[Conversation], config: GenConfig, top_logprobs: int,
+                      prefills: Sequence[str | None] | None = None) -> list[tuple[TokenChoice, ...]]:
+        """`chat_logprobs` on the first worker (`can_chat_logprobs`; API judges, not worth sharding)."""
+        if not self.can_chat_logprobs:
+            return super().chat_logprobs(conversations, config, top_logprobs, prefills)
+        return self._first("chat_logprobs", conversations, config, top_logprobs, prefills)  # type: ignore[no-any-return]
+
+    def render_chat(self, conversation: Conversation, *, add_generation_prompt: bool = True) -> str:
+        """The first worker's chat template text (`can_render_chat`)."""
+        if not self.can_render_chat:
+            return super().render_chat(conversation, add_generation_prompt=add_generation_prompt)
+        return self._first("render_chat", conversation, add_generation_prompt=add_generation_prompt)  # type: ignore[no-any-return]
+
+    def encode(self, text: str) -> list[int]:
+        """The first worker's tokenizer (`can_tokenize`)."""
+        if not self.can_tokenize:
+            return super().encode(text)
+        return self._first("encode", text)  # type: ignore[no-any-return]
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        """The first worker's tokenizer (`can_tokenize`)."""
+        if not self.can_tokenize:
+            return super().decode(tokens)
+        return self._first("decode", tokens)  # type: ignore[no-any-return]
+
+    def stats(self) -> dict[str, int]:
+        """The workers' numeric counters, summed."""
         ray = _import_ray()
         totals: dict[str, int] = {}
-        for values in ray.get([a.call.remote("stats") for a in self.actors]):
-            values = values.as_dict() if hasattr(values, "as_dict") else values
-            for key, value in (values or {}).items():
+        for values in ray.get([a.stats.remote() for a in self.actors]):
+            for key, value in values.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     totals[key] = totals.get(key, 0) + int(value)
         return totals
 
-    def _set_batch_size(self, batch_size: str | None) -> None:
+    def set_batch_size(self, batch_size: str | None) -> None:
+        """`--batch-size` for every worker's backend."""
         ray = _import_ray()
         ray.get([a.call.remote("set_batch_size", batch_size) for a in self.actors])
 
@@ -275,6 +318,6 @@ def ray_backend(model: str | Backend, args: dict[str, str], *, workers: int | No
 
     resolve(model, args)  # fail fast on a bad name before starting Ray
     backend = RayBackend(model, args, RaySettings.from_env(workers, address, extra))
-    if batch_size and "set_batch_size" in backend._caps:
-        backend._set_batch_size(batch_size)
+    if batch_size:
+        backend.set_batch_size(batch_size)
     return backend

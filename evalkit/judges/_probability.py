@@ -1,7 +1,7 @@
 """Probability-mode judges (G-Eval style): read the verdict distribution instead of parsing free text.
 
 For each judgment the judge's chat prompt is rendered with the backend's own chat template
-(`ChatRendering.render_chat`), optionally followed by a short generated rationale, then by the forced verdict
+(`render_chat`), optionally followed by a short generated rationale, then by the forced verdict
 prefix of the output format (`Rating: [[` / `[[`). Every option is scored as its *full* continuation
 (`"10]]"`, not just its first token) with `backend.loglikelihood`, so multi-token options are exact under the
 backend's own tokenizer, and the closing suffix keeps `1` from absorbing the mass of `10`.
@@ -30,9 +30,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from evalkit.backends._protocol import Backend, ChatLogprobs, ChatRendering
+from evalkit.backends._adapt import as_base_backend
+from evalkit.backends._protocol import Backend
 from evalkit.errors import BackendError, UnsupportedRequest
 from evalkit.judges._judge import build_conversation, merge_orders, orders_of
 from evalkit.judges._records import Attempt, JudgeItem, JudgeStats, Vote, verdict_of
@@ -71,9 +72,10 @@ class ProbabilityJudge:
 
     def __init__(self, definition: JudgeDefinition, backend: Backend, *, name: str | None = None,
                  votes: int = 1, seed: int = 0, data_dir: Any = None, vote_temperature: float = 0.7) -> None:
-        if isinstance(backend, ChatRendering):
+        base = as_base_backend(backend)
+        if base.can_render_chat:
             self.route = "loglikelihood"
-        elif isinstance(backend, ChatLogprobs):
+        elif base.can_chat_logprobs:
             self.route = "top_logprobs"
         else:
             raise UnsupportedRequest(
@@ -82,7 +84,7 @@ class ProbabilityJudge:
                 f"{backend.identity.model} can do neither — use the generative mode (--judge-mode generate, "
                 "or mode: generate in the judge YAML)")
         self.definition = definition
-        self.backend = backend
+        self.backend = base
         self.name = name or backend.identity.model
         self.settings = definition.probability
         sampled = self.settings.rationale_tokens > 0 or (self.route == "top_logprobs"
@@ -170,11 +172,11 @@ class ProbabilityJudge:
 
     # --- API judges: top_logprobs -------------------------------------------------------------------------
     def _prefilled(self) -> bool:
-        return bool(getattr(self.backend, "supports_prefill", False))
+        return self.backend.supports_prefill
 
     def _api_attempts(self, items: Sequence[JudgeItem], keys: list[tuple[int, str]], convs: list[Conversation],
                       sample: int) -> list[Attempt]:
-        backend: Any = self.backend
+        backend = self.backend
         top = self.settings.top_logprobs
         texts = {i: [text for text, _ in self.options(items[i])] for i, _ in keys}
         if self._prefilled():
@@ -228,7 +230,7 @@ class ProbabilityJudge:
         rendered: list[str] = []
         if self.route == "loglikelihood":
             try:
-                rendered = [cast(ChatRendering, self.backend).render_chat(conv) for conv in convs]
+                rendered = [self.backend.render_chat(conv) for conv in convs]
             except NotImplementedError as exc:
                 raise BackendError(f"{self.name}: cannot render chat prompts ({exc}); use the generative "
                                    "mode") from None

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evalkit.backends._protocol import Backend
+from evalkit.backends._adapt import as_base_backend
+from evalkit.backends._protocol import Backend, BackendBase
 from evalkit.errors import ConfigError, MissingDependency, UnsupportedRequest
 from evalkit.types import GenConfig, LoglikelihoodRequest, Message
 
@@ -47,7 +48,48 @@ def gen_config(kwargs: dict[str, Any], seed: int | None = None) -> GenConfig:
                      max_tokens=int(kwargs.get("max_gen_toks", _DEFAULT_MAX_GEN_TOKS)), stop=stop, seed=seed)
 
 
-def backend_lm(backend: Backend, *, advance: Callable[[int], None] = lambda n: None,
+class _Served:
+    """What the lm-eval `LM` does with each request type, kept apart from the lm-eval subclass (which can
+    only be defined once lm-eval is imported)."""
+
+    def __init__(self, backend: BackendBase, advance: Callable[[int], None], add_total: Callable[[int], None],
+                 chat: bool) -> None:
+        self.backend, self.advance, self.add_total, self.chat = backend, advance, add_total, chat
+
+    def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:
+        self.add_total(len(requests))
+        results = self.backend.loglikelihood([LoglikelihoodRequest(str(r.args[0]), str(r.args[1])) for r in requests])
+        self.advance(len(requests))
+        return [(float(r.logprob), bool(r.is_greedy)) for r in results]
+
+    def loglikelihood_rolling(self, requests: list[Any]) -> list[float]:
+        self.add_total(len(requests))
+        results = self.backend.loglikelihood_rolling([str(r.args[0]) for r in requests])
+        self.advance(len(requests))
+        return [r.total for r in results]
+
+    def generate_until(self, requests: list[Any]) -> list[str]:
+        self.add_total(len(requests))
+        groups: dict[GenConfig, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(gen_config(dict(r.args[1] or {})), []).append(i)
+        out = [""] * len(requests)
+        for config, indices in groups.items():
+            prompts = [str(requests[i].args[0]) for i in indices]
+            for i, completion in zip(indices, _continue(self.backend, prompts, config, self.chat)):
+                out[i] = completion
+            self.advance(len(indices))
+        return out
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool) -> str:
+        if not self.backend.can_render_chat:
+            raise ConfigError(f"lm-eval apply_chat_template: backend {self.backend.identity.backend} cannot "
+                              f"render a chat template; run without apply_chat_template")
+        conversation = tuple(Message(m["role"], m["content"]) for m in chat_history)  # type: ignore[arg-type]
+        return self.backend.render_chat(conversation, add_generation_prompt=add_generation_prompt)
+
+
+def backend_lm(backend: Backend | BackendBase, *, advance: Callable[[int], None] = lambda n: None,
                add_total: Callable[[int], None] = lambda n: None, chat: bool = False) -> Any:
     """Build an `lm_eval.api.model.LM` around `backend`.
 
@@ -65,64 +107,42 @@ def backend_lm(backend: Backend, *, advance: Callable[[int], None] = lambda n: N
         from lm_eval.api.model import LM
     except ImportError:
         raise MissingDependency("the lm-eval bridge", "lmeval", "lm_eval") from None
+    served = _Served(as_base_backend(backend), advance, add_total, chat)
 
     class EvalkitLM(LM):  # type: ignore[misc]  # lm-eval is untyped
         """lm-eval's view of an evalkit backend."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.backend = backend
+            self.backend = served.backend
 
         def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
-            add_total(len(requests))
-            batch = [LoglikelihoodRequest(str(r.args[0]), str(r.args[1])) for r in requests]
-            results = self.backend.loglikelihood(batch)
-            advance(len(requests))
-            return [(float(r.logprob), bool(r.is_greedy)) for r in results]
+            return served.loglikelihood(requests)
 
         def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
-            add_total(len(requests))
-            results = self.backend.loglikelihood_rolling([str(r.args[0]) for r in requests])
-            advance(len(requests))
-            return [r.total for r in results]
+            return served.loglikelihood_rolling(requests)
 
         def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-            add_total(len(requests))
-            groups: dict[GenConfig, list[int]] = {}
-            for i, r in enumerate(requests):
-                groups.setdefault(gen_config(dict(r.args[1] or {})), []).append(i)
-            out = [""] * len(requests)
-            for config, indices in groups.items():
-                prompts = [str(requests[i].args[0]) for i in indices]
-                for i, completion in zip(indices, _continue(self.backend, prompts, config, chat)):
-                    out[i] = completion
-                advance(len(indices))
-            return out
+            return served.generate_until(requests)
 
         def apply_chat_template(self, chat_history: list[dict[str, str]],
                                 add_generation_prompt: bool = True) -> str:
-            render = getattr(self.backend, "render_chat", None)
-            if render is None:
-                raise ConfigError(f"lm-eval apply_chat_template: backend {self.backend.identity.backend} cannot "
-                                  f"render a chat template; run without apply_chat_template")
-            conversation = tuple(Message(m["role"], m["content"]) for m in chat_history)  # type: ignore[arg-type]
-            return str(render(conversation, add_generation_prompt=add_generation_prompt))
+            return served.apply_chat_template(chat_history, add_generation_prompt)
 
         @property
         def tokenizer_name(self) -> str:
-            return self.backend.identity.model.replace("/", "__")
+            return served.backend.identity.model.replace("/", "__")
 
         def chat_template(self, chat_template: bool | str = False) -> str:
-            return self.backend.identity.cache_key() if chat_template else ""
+            return served.backend.identity.cache_key() if chat_template else ""
 
     return EvalkitLM()
 
 
-def _continue(backend: Backend, prompts: Sequence[str], config: GenConfig, chat: bool) -> list[str]:
-    complete = None if chat else getattr(backend, "complete", None)
-    if callable(complete):
+def _continue(backend: BackendBase, prompts: Sequence[str], config: GenConfig, chat: bool) -> list[str]:
+    if backend.can_complete and not chat:
         try:
-            return [c.text for c in complete(prompts, config)]
+            return [c.text for c in backend.complete(prompts, config)]
         except UnsupportedRequest:
-            pass  # a chat-only backend: fall through to generate
+            pass  # a chat API that refuses raw completion after all: fall through to generate
     return [c.text for c in backend.generate([(Message("user", p),) for p in prompts], config)]

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from evalkit.backends._protocol import Backend, TokenizerAccess
+from evalkit.backends._adapt import as_base_backend
+from evalkit.backends._protocol import Backend
 from evalkit.backends._stops import token_pieces
 from evalkit.types import LoglikelihoodRequest
 
@@ -46,14 +47,15 @@ def _split_score(prompt: str, n: int, logprob: float, is_greedy: bool) -> EchoSc
 
 def _token_strings(backend: Backend, prompt: str, count: int) -> list[str] | None:
     """The prompt cut into `count` token strings, or None when the backend's tokens do not line up."""
-    if not isinstance(backend, TokenizerAccess):
+    base = as_base_backend(backend)
+    if not base.can_tokenize:
         return list(prompt) if len(prompt) == count else None
-    ids = backend.encode(prompt)
+    ids = base.encode(prompt)
     if len(ids) == count + 1:
         ids = ids[1:]  # a BOS token the rolling scores do not include
     if len(ids) != count:
         return None
-    pieces = token_pieces(backend.decode, ids)
+    pieces = token_pieces(base.decode, ids)
     return pieces if pieces is not None and "".join(pieces) == prompt else None
 
 

@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from evalkit.backends._protocol import TokenizerAccess
+from evalkit.backends._adapt import as_base_backend
+from evalkit.backends._protocol import Backend, BackendBase, TokenizerAccess
 from evalkit.errors import ConfigError, DataError
 from evalkit.types import Message
 
@@ -99,15 +100,15 @@ def _lookup_model(table: Mapping[str, int], model: str) -> int | None:
     return None
 
 
-def chat_overhead(backend: Any) -> int:
-    """Tokens the chat template adds around a user message (0 without ChatRendering + TokenizerAccess)."""
-    render = getattr(backend, "render_chat", None)
-    if render is None or not isinstance(backend, TokenizerAccess):
+def chat_overhead(backend: Backend | BackendBase) -> int:
+    """Tokens the chat template adds around a user message (0 unless it can render chat and tokenize)."""
+    base = as_base_backend(backend)
+    if not (base.can_render_chat and base.can_tokenize):
         return 0
-    return len(backend.encode(render((Message("user", ""),))))
+    return len(base.encode(base.render_chat((Message("user", ""),))))
 
 
-def budget_for(backend: Any, *, max_new_tokens: int, task_args: Mapping[str, str],
+def budget_for(backend: Backend | BackendBase, *, max_new_tokens: int, task_args: Mapping[str, str],
                model_table: Mapping[str, int], uses_chat: bool) -> tuple[int | None, str]:
     """The prompt budget in tokens and the rule that chose it.
 
@@ -118,7 +119,8 @@ def budget_for(backend: Any, *, max_new_tokens: int, task_args: Mapping[str, str
        tail may re-encode to a few more tokens at the cut; so prompt + answer always fit the model.
     Without a tokenizer on the backend there is no budget (prompts are sent whole, rule says so).
     """
-    if not isinstance(backend, TokenizerAccess):
+    backend = as_base_backend(backend)
+    if not backend.can_tokenize:
         return None, "backend has no tokenizer: prompts not truncated"
     if "max_length" in task_args:
         try:
@@ -128,7 +130,7 @@ def budget_for(backend: Any, *, max_new_tokens: int, task_args: Mapping[str, str
         if value < 2:
             raise ConfigError(f"--task-args max_length={value}: use at least 2 tokens")
         return value, "task-args max_length"
-    model = backend.identity.model if hasattr(backend, "identity") else ""
+    model = backend.identity.model
     listed = _lookup_model(model_table, str(model))
     if listed is not None:
         return listed, f"model2maxlen[{model}]"

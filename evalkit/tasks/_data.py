@@ -2,6 +2,11 @@
 
 Rows are read as strings (never type-inferred: an option "01" stays "01"). Bad rows are reported with
 file and row and skipped; the caller counts them into results.json.
+
+Every data file of every loader is read here, by one mechanism: `read_text_file` decodes UTF-8 (with or
+without BOM), UTF-16 with a BOM, or GB18030/GBK Chinese text (with one warning), and records the file through
+the `record_file` callback (`RunContext.record_file`) for the run manifest. An empty, header-only or
+undecodable file, or a CSV header naming a column twice, is one DataError line naming the file.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from evalkit.errors import ConfigError, DataError
 
-__all__ = ["DataSource", "DecodeNotes", "HubSource", "RecordFile", "Rows", "Warn", "bundled_root", "check_data_dir", "decode_text",
-           "local_paths", "missing_data_message", "read_file_rows", "read_rows", "read_text_file", "read_text_source",
-           "tasks_root"]
+__all__ = ["DataSource", "DecodeNotes", "HubSource", "RecordFile", "Rows", "Warn", "bundled_root",
+           "check_data_dir", "decode_text", "local_paths", "missing_data_message", "read_file_rows", "read_rows",
+           "read_text_file", "read_text_source", "tasks_root"]
 
 Warn = Callable[[str], None]
 RecordFile = Callable[[Path], None]  # RunContext.record_file: provenance of every data file read
@@ -33,9 +38,9 @@ _GB_NOTE = ": not UTF-8; read as GB18030 (GBK) Chinese text."
 def _ignore(_: Any) -> None:
     """The default warn / record_file callback: do nothing."""
 
+
 Origin = Literal["local", "hub", "demo", "file"]
 _hub_failed: list[str] = []  # once the hub is unreachable, stop trying for the rest of the process
-
 
 
 class HubSource(BaseModel):

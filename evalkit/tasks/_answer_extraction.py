@@ -14,9 +14,9 @@ Stages, tried in order; the first that finds a letter decides, and the result na
       ``it_is`` ("it is B", "so B");
    c. ``last_line_letter``: the reply's last line is only a letter ("...D 也不对。\\n\\nC");
    d. ``leading_letter``: the reply starts with a letter ("B", "B.", "(B) 北京", "C：因为...") and no other
-      line starts with another option label (an "A. 错误 / B. 错误 / ..." walk-through is not an answer);
+      option label ("A." "B:" "C、") appears in it (an "A. 错误 / B. 错误 / ..." walk-through is not an answer);
    e. ``single_letter``: in a short reply (at most 200 characters on two lines), exactly one distinct
-      choice letter stands alone.
+      choice letter stands alone, and it is not negated or offered as an alternative ("not A", "A or C").
 
    Group b counts only when it names one letter throughout ("option A ... option C" is a comparison, not an
    answer). An output cut off by max_tokens (`truncated=True`) is read by stage 1 and group a only.

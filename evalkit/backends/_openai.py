@@ -346,11 +346,11 @@ class OpenAIBackend(BackendBase):
         """A 404 for a model the server does not list becomes an error that names the served models."""
         if exc.status != 404:
             return exc
-        names = [str(m.get("id")) for m in self.server_models() or []]
-        if not names or self.model in names:
-            return exc
-        return HttpStatusError(f"{exc}; model '{self.model}' is not served at {self.base_url} (it serves: "
-                               f"{', '.join(names[:10])}): fix the name in --model openai:NAME", 404)
+        try:
+            self._require_listed_model()
+        except HttpStatusError as explained:
+            return HttpStatusError(f"{exc}; {explained}", 404)
+        return exc
 
     def check_alignment(self) -> Alignment:
         """The verdict on this server's echoed prompt logprobs: from the verdict file, else asked (and kept)."""
@@ -376,7 +376,16 @@ class OpenAIBackend(BackendBase):
             if self._is_evalkit_server():  # exact context/continuation splits, not the echo checked here
                 self._alignment = "exact (evalkit serve)"
                 return
-            self._accept(self.check_alignment())
+            verdict = self.check_alignment()
+            if not verdict.trusted and (verdict.verdict != "no-echo" or "HTTP 404" in verdict.detail):
+                self._require_listed_model()  # a failed check and an unlisted model: most likely a typo
+            self._accept(verdict)
+
+    def _require_listed_model(self) -> None:
+        names = [str(m.get("id")) for m in self.server_models() or []]
+        if names and self.model not in names:
+            raise HttpStatusError(f"model '{self.model}' is not served at {self.base_url} (it serves: "
+                                  f"{', '.join(names[:10])}): fix the name in --model openai:NAME", 404)
 
     def _accept(self, verdict: Alignment) -> None:
         where = f"openai:{self.model} at {self.base_url}"

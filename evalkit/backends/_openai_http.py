@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
+import os
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -196,7 +199,8 @@ class ApiClient:
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         semaphore = asyncio.Semaphore(self.concurrency)
-        async with httpx.AsyncClient(headers=headers, timeout=self.policy.timeout, limits=limits) as client:
+        async with httpx.AsyncClient(headers=headers, timeout=self.policy.timeout, limits=limits,
+                                     verify=_tls_context()) as client:
             async def one(body: dict[str, Any] | None, parse: Callable[[Any], T]) -> T:
                 async with semaphore:
                     return await self._with_retries(lambda: self._once(client, method, path, body, parse))
@@ -268,6 +272,20 @@ class ApiClient:
         self._count(requests=1, prompt_tokens=int(usage.get("prompt_tokens") or 0),
                     completion_tokens=int(usage.get("completion_tokens") or 0))
         return result
+
+
+@functools.lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process (loading the CA bundle costs ~0.1-0.3 s each time):
+    SSL_CERT_FILE / SSL_CERT_DIR when set (as httpx honours them), else certifi's bundle, as httpx uses."""
+    if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or None,
+                                          capath=os.environ.get("SSL_CERT_DIR") or None)
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _snippet(text: str, limit: int = 200) -> str:

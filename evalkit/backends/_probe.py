@@ -92,26 +92,36 @@ def _generate_greedily(client: ApiClient, model: str, steps: int, top: int) -> t
 
 def alignment_probe(client: ApiClient, model: str, *, top: int = 5, steps: int = 10, echo_max_tokens: int = 1,
                     tol_abs: float = 0.05, tol_rel: float = 0.02) -> EchoSample:
-    """Generate from `PROBE_SEED` with logprobs, echo seed + generated text, and compare (4xx replies that mean
-    "not supported" become verdicts; other HTTP errors propagate)."""
+    """Generate from `PROBE_SEED` with logprobs, echo seed + generated text, and compare.
+
+    4xx replies that mean "not supported" become verdicts: no /completions at all, or no echo, is "no-echo"
+    (the server cannot score; evalkit scores generatively); an echo without generated-token logprobs to
+    compare with is "unverifiable". Other HTTP errors (401, ...) propagate.
+    """
+    generated: list[Generated] = []
+    text, refused = PROBE_SEED, ""
     try:
         text, generated = _generate_greedily(client, model, steps, top)
     except HttpStatusError as exc:
         if exc.status not in REFUSED:
             raise
-        missing = exc.status in (404, 405)
-        return EchoSample(Alignment("unverifiable", detail=f"/completions refused generation with logprobs "
-                                                           f"(HTTP {exc.status})"),
-                          completions="missing" if missing else "ok")
-    if not generated:
-        return EchoSample(Alignment("unverifiable", detail="generated tokens carry no logprobs"), completions="ok")
+        if exc.status in (404, 405):
+            return EchoSample(Alignment("no-echo", detail=f"/completions is missing (HTTP {exc.status})"), "missing")
+        refused = f" (HTTP {exc.status})"
     try:
         echo = client.run_all("POST", "/completions", [score_body(model, text, top=top, max_tokens=echo_max_tokens)],
                               _first_choice)[0]
     except HttpStatusError as exc:
         if exc.status not in REFUSED:
             raise
-        return EchoSample(Alignment("no-echo", detail=f"echo+logprobs refused (HTTP {exc.status})"), "ok", True)
+        return EchoSample(Alignment("no-echo", detail=f"echo+logprobs refused (HTTP {exc.status})"), "ok",
+                          bool(generated))
+    if echo_arrays(echo) is None:
+        return EchoSample(Alignment("no-echo", detail="the echoed reply carries no prompt logprobs"), "ok",
+                          bool(generated))
+    if not generated:
+        return EchoSample(Alignment("unverifiable", detail=f"generated tokens carry no logprobs{refused}"), "ok",
+                          False, echo, text)
     verdict = judge_alignment(generated, echo, tol_abs=tol_abs, tol_rel=tol_rel)
     return EchoSample(verdict, "ok", True, echo, text)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.backends import ChatRendering, RawCompletion
 from evalkit.backends._fake import FakeBackend
 from evalkit.errors import CacheError
 from evalkit.store import CachedBackend
@@ -107,7 +106,7 @@ def test_duplicate_requests_in_one_call_are_computed_once(path: Path) -> None:
 def test_optional_capabilities_pass_through(path: Path) -> None:
     inner = FakeBackend()
     cached = CachedBackend(inner, path)
-    assert isinstance(cached, RawCompletion) and isinstance(cached, ChatRendering)
+    assert cached.can_complete and cached.can_render_chat
     assert cached.encode("ab") == [97, 98]
     cached.complete(["Once upon"], GenConfig(max_tokens=4))
     cached.complete(["Once upon"], GenConfig(max_tokens=4))
@@ -116,7 +115,7 @@ def test_optional_capabilities_pass_through(path: Path) -> None:
     class NoComplete:
         identity = inner.identity
 
-    assert not isinstance(CachedBackend(NoComplete(), path.with_name("b.sqlite")), RawCompletion)  # type: ignore[arg-type]
+    assert not CachedBackend(NoComplete(), path.with_name("b.sqlite")).can_complete  # type: ignore[arg-type]
 
 
 def test_corrupt_file_gives_one_clear_line(tmp_path: Path) -> None:
@@ -159,7 +158,8 @@ def test_write_failure_mid_run_warns_and_keeps_results(path: Path) -> None:
 
 def test_chunks_grow_with_an_api_backends_concurrency(path: Path) -> None:
     class Api(FakeBackend):
-        concurrency = 16
+        def max_connections(self) -> int:
+            return 16
 
     assert CachedBackend(FakeBackend(), path).chunk_size == 32
     assert CachedBackend(Api(), path).chunk_size == 64

@@ -20,13 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from evalkit.backends._protocol import (
-    Backend,
-    ChatRendering,
-    LogprobCompletion,
-    RawCompletion,
-    TokenizerAccess,
-)
+from evalkit.backends._adapt import as_base_backend
+from evalkit.backends._protocol import Backend
 from evalkit.errors import BackendError, EvalkitError, UnsupportedRequest
 from evalkit.server._faults import FaultSchedule, install_faults
 from evalkit.server._scoring import score_rolling, score_splits
@@ -117,7 +112,7 @@ class _Service:
     """The backend plus the lock that serialises calls to it."""
 
     def __init__(self, backend: Backend, model_name: str) -> None:
-        self.backend = backend
+        self.backend = as_base_backend(backend)  # what it can do is asked through its capability flags
         self.model_name = model_name
         self.lock = threading.Lock()
 
@@ -137,7 +132,7 @@ class _Service:
         with self.lock:
             if prompt is None:
                 done = self.backend.generate([conversation], config)[0]
-            elif isinstance(self.backend, RawCompletion):
+            elif self.backend.can_complete:
                 done = self.backend.complete([prompt], config)[0]
             else:
                 raise ApiError(400, "this backend cannot continue raw text, so continue_final_message and "
@@ -151,7 +146,7 @@ class _Service:
                 "model": self.model_name, "choices": choices, "usage": _usage(prompt_tokens, completion_tokens)}
 
     def _render(self, conversation: Conversation, *, add_generation_prompt: bool) -> str:
-        if not isinstance(self.backend, ChatRendering):
+        if not self.backend.can_render_chat:
             raise ApiError(400, "this backend has no chat template to render, so logprobs, "
                                 "continue_final_message and add_generation_prompt=false are not available")
         return self.backend.render_chat(conversation, add_generation_prompt=add_generation_prompt)
@@ -171,13 +166,12 @@ class _Service:
         return None
 
     def _chat_with_logprobs(self, req: ChatRequest, config: GenConfig, prompt: str) -> dict[str, Any]:
-        if not isinstance(self.backend, LogprobCompletion):
+        if not self.backend.can_complete_logprobs:
             raise ApiError(400, "this backend cannot report logprobs of generated tokens; send logprobs=false")
         top = req.top_logprobs or 0
         with self.lock:
             sequences = self.backend.complete_logprobs([prompt], config, top)[0]
-            prompt_tokens = (len(self.backend.encode(prompt)) if isinstance(self.backend, TokenizerAccess)
-                             else len(prompt))
+            prompt_tokens = len(self.backend.encode(prompt)) if self.backend.can_tokenize else len(prompt)
         choices = [{"index": i, "message": {"role": "assistant", "content": "".join(t.text for t in tokens)},
                     "finish_reason": "length" if len(tokens) >= config.max_tokens else "stop",
                     "logprobs": {"content": [_token_json(t, top) for t in tokens]}}
@@ -230,7 +224,7 @@ class _Service:
         return [score_rolling(self.backend, p, stride=req.evalkit_stride) for p in prompts]
 
     def _generate(self, prompts: list[str], config: GenConfig) -> list[Completion]:
-        if not isinstance(self.backend, RawCompletion):
+        if not self.backend.can_complete:
             raise ApiError(400, "this backend cannot continue raw text; use /v1/chat/completions, or "
                                 "max_tokens=0 with echo+logprobs to score")
         return self.backend.complete(prompts, config)

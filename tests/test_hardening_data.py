@@ -386,3 +386,12 @@ def test_longbench_task_records_its_data_and_config_files(tmp_path: Path, monkey
     v2_ctx = RunContext(task_args={"source": "demo"})
     run_longcontext(load_task("longbench_v2"), FakeBackend(max_length=8192), v2_ctx, _Sink())  # type: ignore[arg-type]
     assert [Path(p).name for p in v2_ctx.files_read] == ["v2.jsonl"]
+
+
+def test_longbench_v2_missing_data_names_the_path(tmp_path: Path) -> None:
+    from evalkit.tasks.longcontext import run as run_longcontext
+
+    ctx = RunContext(data_dir=tmp_path, task_args={"source": "local"})
+    with pytest.raises(DataError, match=f"looked for {tmp_path / 'longbench/v2/data.json'} \\(or data.jsonl\\); "
+                                        f"pass --data-dir"):
+        run_longcontext(load_task("longbench_v2"), FakeBackend(), ctx, _Sink())  # type: ignore[arg-type]

@@ -117,8 +117,12 @@ def _records(ctx: RunContext) -> Any:
                           use_hub=where in ("auto", "hub"), use_demo=where in ("auto", "demo"),
                           warn=ctx.warn, record_file=ctx.record_file)
     if rec is None:
-        raise DataError("LongBench v2: no data (DIR/longbench/v2/data.json, hub THUDM/LongBench-v2, demo set); "
-                        "pass --data-dir or allow the HF hub")
+        file = ctx.data_dir / "longbench" / "v2" / "data.json" if ctx.data_dir else "DIR/longbench/v2/data.json"
+        tried = [f"{file} (or data.jsonl)" if where in ("auto", "local") else "",
+                 "the hub THUDM/LongBench-v2" if where in ("auto", "hub") else "",
+                 "the demo set" if where in ("auto", "demo") else ""]
+        raise DataError(f"LongBench v2: no data: looked for {', '.join(t for t in tried if t)}; pass --data-dir "
+                        f"DIR, or get it with `evalkit data pull longbench_v2 --to DIR`")
     if rec.origin == "demo":
         ctx.warn("LongBench v2: no real data found; using the DEMO set (original items) -- not LongBench v2 scores")
     return rec

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from itertools import accumulate
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -186,6 +187,8 @@ class _Service:
         hint_list = [hints] * len(prompts) if isinstance(hints, int) else hints
         if hint_list is not None and len(hint_list) != len(prompts):
             raise ApiError(400, f"evalkit_context_chars has {len(hint_list)} entries for {len(prompts)} prompts")
+        if req.logprobs is not None and not req.echo and config.max_tokens > 0:
+            return self._complete_with_logprobs(prompts, config, req.logprobs)
         choices: list[dict[str, Any]] = []
         prompt_tokens = completion_tokens = 0
         with self.lock:
@@ -209,6 +212,29 @@ class _Service:
                 completion_tokens += generated[i].usage.completion_tokens
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
                 "model": self.model_name, "choices": choices, "usage": _usage(prompt_tokens, completion_tokens)}
+
+    def _complete_with_logprobs(self, prompts: list[str], config: GenConfig, top: int) -> dict[str, Any]:
+        """Generated tokens with their logprobs and `top` alternatives, in the legacy completions format
+        (what `evalkit probe` compares echoed prompt logprobs with)."""
+        if not self.backend.can_complete_logprobs:
+            raise ApiError(400, "this backend cannot report logprobs of generated tokens; send logprobs=null")
+        with self.lock:
+            sequences = self.backend.complete_logprobs(prompts, config, top)
+            prompt_tokens = sum(len(self.backend.encode(p)) if self.backend.can_tokenize else len(p) for p in prompts)
+        choices: list[dict[str, Any]] = []
+        for i, (prompt, samples) in enumerate(zip(prompts, sequences)):
+            for j, tokens in enumerate(samples):
+                offsets = list(accumulate((len(t.text) for t in tokens), initial=len(prompt)))[:-1]
+                choices.append({"index": i * config.n + j, "text": "".join(t.text for t in tokens),
+                                "finish_reason": "length" if len(tokens) >= config.max_tokens else "stop",
+                                "logprobs": {"tokens": [t.text for t in tokens],
+                                             "token_logprobs": [t.logprob for t in tokens],
+                                             "top_logprobs": [dict(t.top[:top]) for t in tokens],
+                                             "text_offset": offsets}})
+        generated = sum(len(c["logprobs"]["tokens"]) for c in choices)
+        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+                "model": self.model_name, "choices": choices,
+                "usage": _usage(prompt_tokens, generated)}
 
     def _scores(self, prompts: list[str], req: CompletionRequest, hints: list[int] | None
                 ) -> list[dict[str, Any] | None]:

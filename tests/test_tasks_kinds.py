@@ -77,11 +77,6 @@ def test_the_registry_resolves_built_in_kinds_lazily_and_refuses_duplicates() ->
         register_task_kind("my-kind", spec_model=ExactSpec, run=run_exact)
     with pytest.raises(TaskSpecError, match="unknown task kind 'nope'.*register_task_kind"):
         task_kind("nope")
-    # the old string tables are read-only views of the same registry
-    from evalkit.tasks._spec import KIND_RUNNERS, SPEC_MODELS
-
-    assert SPEC_MODELS["perplexity"] == "evalkit.tasks.perplexity:PerplexitySpec"
-    assert set(KIND_RUNNERS) == set(task_kinds())
 
 
 def test_a_registered_kind_whose_target_is_not_a_spec_model_fails_on_use() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ from evalkit.errors import ConfigError, TaskSpecError
 if TYPE_CHECKING:
     from evalkit.tasks._kind import TaskKind
 
-__all__ = ["KIND_RUNNERS", "SPEC_MODELS", "RegisteredTaskKind", "TaskSpecBase", "load_spec_file",
+__all__ = ["RegisteredTaskKind", "TaskSpecBase", "load_spec_file",
            "register_task_kind", "task_kind", "task_kinds", "validate_spec"]
 
 
@@ -121,26 +120,6 @@ def task_kind(name: str) -> RegisteredTaskKind:
     found = _RESOLVED[name] = RegisteredTaskKind(name, model, run)
     return found
 
-
-class _TargetView(Mapping[str, object]):
-    """A read-only view of one column of the registry (the spec models or the run functions)."""
-
-    def __init__(self, column: int) -> None:
-        self._column = column
-
-    def __getitem__(self, kind: str) -> object:
-        return _TARGETS[kind][self._column]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(_TARGETS))
-
-    def __len__(self) -> int:
-        return len(_TARGETS)
-
-
-# Read-only views kept for older callers (`import_target(KIND_RUNNERS[kind])`); use `task_kind(kind)` instead.
-SPEC_MODELS: Mapping[str, object] = _TargetView(0)
-KIND_RUNNERS: Mapping[str, object] = _TargetView(1)
 
 for _name, _module in (("multiple_choice", "multiple_choice:MultipleChoiceSpec"),
                        ("perplexity", "perplexity:PerplexitySpec"),

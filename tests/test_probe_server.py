@@ -217,3 +217,23 @@ def test_ceval_through_a_shifted_server_is_realigned_or_refused(ceval_dir: Path,
     line = _one_line(capsys.readouterr().err)
     assert code == 2 and "logprobs=false" in line
     assert not _samples(tmp_path / "bad") and all(not r.get("tasks") for r in _results(tmp_path / "bad"))
+
+
+def test_a_server_without_completions_is_scored_generatively_not_refused(ceval_dir: Path, tmp_path: Path) -> None:
+    app = create_app(FakeBackend(), "m", faults=FaultSchedule(owned_by="chat-only-server"))
+
+    @app.middleware("http")
+    async def no_completions(request, call_next):  # type: ignore[no-untyped-def]
+        from starlette.responses import JSONResponse
+
+        if request.url.path.endswith("/v1/completions"):
+            return JSONResponse({"error": {"message": "Not Found"}}, status_code=404)
+        return await call_next(request)
+
+    with serve_in_thread(app) as url:
+        client = OpenAIBackend("m", base_url=url, policy=FAST)
+        with pytest.raises(UnsupportedRequest, match="generative multiple choice"):
+            client.loglikelihood(REQS)
+        assert _ceval("openai:m", ceval_dir, tmp_path / "chat", "--base-url", url) == 0
+    (results,) = list(_results(tmp_path / "chat"))
+    assert results["tasks"]["ceval"]["info"]["mode"] == "generative" and results["tasks"]["ceval"]["n"] == 5

@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "evalkit.gate._cli",
     "evalkit.backends._probe_cli",
     "evalkit.data._cli",
+    "evalkit._cache_cli",
 )
 
 

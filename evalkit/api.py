@@ -19,25 +19,24 @@ Examples:
 
 from __future__ import annotations
 
-import math
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from evalkit.errors import ConfigError, DataError
+from evalkit.records import Metric, RunRecord, TaskRecord, dump_record, is_number, metric_names, parse_record
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["MissingResult", "RunResult", "TaskScores", "evaluate"]
+__all__ = ["MissingResult", "RunResult", "TaskScores", "evaluate", "metric_names"]
 
 Level = Literal["task", "group", "subtask"]
-_COUNT_KEYS = frozenset({"n", "subjects", "count", "total"})
 
 
 class MissingResult(DataError, KeyError):
@@ -47,29 +46,16 @@ class MissingResult(DataError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def _is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _frozen(value: Any) -> Mapping[str, Any]:
     return MappingProxyType(dict(value)) if isinstance(value, Mapping) else MappingProxyType({})
 
 
-def _frozen_nested(value: Any) -> Mapping[str, Mapping[str, Any]]:
-    if not isinstance(value, Mapping):
-        return MappingProxyType({})
-    return MappingProxyType({str(k): _frozen(v) for k, v in value.items() if isinstance(v, Mapping)})
-
-
-def metric_names(values: Mapping[str, Any]) -> list[str]:
-    """Numeric metric keys of a metrics mapping, without `*_stderr` and counts (`n`, `n_*`, `subjects`), in order."""
-    return [k for k, v in values.items()
-            if _is_number(v) and not k.endswith("_stderr") and k not in _COUNT_KEYS and not k.startswith("n_")]
-
-
 @dataclass(frozen=True)
 class TaskScores:
-    """One entry of results.json["tasks"]: metrics, groups and subtasks (each a metrics mapping), n, info."""
+    """One task of a run, as immutable mappings: metrics, groups and subtasks (each a metrics mapping), n, info.
+
+    `record` is the typed `evalkit.records.TaskRecord` it was read from (kind, family, typed metrics).
+    """
 
     name: str
     metrics: Mapping[str, Any]
@@ -77,14 +63,20 @@ class TaskScores:
     subtasks: Mapping[str, Mapping[str, Any]]
     n: int | None
     info: Mapping[str, Any]
+    record: TaskRecord = field(default_factory=TaskRecord, repr=False, compare=False)
 
     @classmethod
-    def from_dict(cls, name: str, data: Mapping[str, Any]) -> TaskScores:
-        """Build from the results.json shape, tolerating missing keys."""
-        n = data.get("n")
-        return cls(name=name, metrics=_frozen(data.get("metrics")), groups=_frozen_nested(data.get("groups")),
-                   subtasks=_frozen_nested(data.get("subtasks")), n=int(n) if _is_number(n) else None,
-                   info=_frozen(data.get("info")))
+    def from_record(cls, name: str, task: TaskRecord) -> TaskScores:
+        """The read-only view of one `TaskRecord`."""
+        return cls(name=name, metrics=_frozen(task.metrics.as_dict()),
+                   groups=MappingProxyType({k: _frozen(v.as_dict()) for k, v in task.groups.items()}),
+                   subtasks=MappingProxyType({k: _frozen(v.as_dict()) for k, v in task.subtasks.items()}),
+                   n=task.n, info=_frozen(task.info), record=task)
+
+    @property
+    def kind(self) -> str:
+        """The task kind (multiple_choice, perplexity, ...)."""
+        return self.record.kind
 
 
 @dataclass(frozen=True)
@@ -110,25 +102,24 @@ class RunResult:
     versions: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     manifest: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     path: Path | None = None
-    raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
+    record: RunRecord = field(default_factory=lambda: RunRecord(run_id="run"), repr=False, compare=False)
 
     # ---- construction -------------------------------------------------------------------------------------
 
     @classmethod
+    def from_record(cls, record: RunRecord, *, path: Path | None = None,
+                    manifest: Mapping[str, Any] | None = None) -> RunResult:
+        """The read-only view of a `RunRecord` (and its manifest)."""
+        model = record.model.model_dump(exclude_none=True)
+        return cls(run_id=record.run_id, created=record.created, model=_frozen(model), config=_frozen(record.config),
+                   tasks=MappingProxyType({k: TaskScores.from_record(k, v) for k, v in record.tasks.items()}),
+                   versions=_frozen(record.versions), manifest=_frozen(manifest), path=path, record=record)
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, path: Path | None = None,
                   manifest: Mapping[str, Any] | None = None) -> RunResult:
-        """Build from a dict shaped like results.json (e.g. one converted from another harness)."""
-        tasks = data.get("tasks")
-        if not isinstance(tasks, Mapping):
-            raise DataError(f"{path or 'results'}: not an evalkit results mapping (no 'tasks' object)")
-        model = data.get("model")
-        model_map = _frozen(model) if isinstance(model, Mapping) else _frozen({"name": str(model or "unknown")})
-        return cls(run_id=str(data.get("run_id") or (path.name if path else "run")),
-                   created=str(data.get("created") or ""), model=model_map, config=_frozen(data.get("config")),
-                   tasks=MappingProxyType({str(k): TaskScores.from_dict(str(k), v)
-                                           for k, v in tasks.items() if isinstance(v, Mapping)}),
-                   versions=_frozen(data.get("versions")), manifest=_frozen(manifest), path=path,
-                   raw=MappingProxyType(dict(data)))
+        """Build from a dict shaped like results.json (any schema version, or one converted from another harness)."""
+        return cls.from_record(parse_record(data, where=str(path or "results")), path=path, manifest=manifest)
 
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
@@ -140,9 +131,8 @@ class RunResult:
         Raises:
             DataError: the file is missing, not JSON, or neither an evalkit nor an lm-eval results file.
         """
-        target = Path(path)
-        results_file = _results_file(target)
-        data = _read_any_results(results_file)
+        results_file = _results_file(Path(path))
+        record = _read_any_record(results_file)
         manifest_file = results_file.parent / "manifest.json"
         manifest: dict[str, Any] = {}
         if manifest_file.is_file():
@@ -150,7 +140,12 @@ class RunResult:
                 manifest = orjson.loads(manifest_file.read_bytes())
             except orjson.JSONDecodeError:
                 raise DataError(f"{manifest_file}: not valid JSON; rewrite it or delete it") from None
-        return cls.from_dict(data, path=results_file.parent, manifest=manifest)
+        return cls.from_record(record, path=results_file.parent, manifest=manifest)
+
+    @property
+    def demo_data(self) -> bool:
+        """True when a task was scored on evalkit's shipped demo set rather than the real benchmark."""
+        return self.record.demo_data
 
     # ---- lookups ------------------------------------------------------------------------------------------
 
@@ -180,7 +175,7 @@ class RunResult:
     def metrics(self, task: str) -> dict[str, float]:
         """All numeric metrics of a task, group or subtask (stderrs and counts included)."""
         values = self.resolve(task)[3]
-        return {k: float(v) for k, v in values.items() if _is_number(v)}
+        return {k: float(v) for k, v in values.items() if is_number(v)}
 
     def score(self, task: str, metric: str) -> float:
         """One metric of a task (`"cmmlu"`) or of one of its groups/subtasks (`"cmmlu/STEM"`).
@@ -190,7 +185,7 @@ class RunResult:
         """
         values = self.resolve(task)[3]
         value = values.get(metric)
-        if not _is_number(value):
+        if not is_number(value):
             raise MissingResult(f"'{task}' in run {self.run_id} has no metric '{metric}' "
                                 f"(metrics: {', '.join(metric_names(values)) or 'none'})")
         return float(value)
@@ -198,7 +193,19 @@ class RunResult:
     def stderr(self, task: str, metric: str) -> float | None:
         """The standard error stored as `<metric>_stderr`, or None."""
         value = self.resolve(task)[3].get(f"{metric}_stderr")
-        return float(value) if _is_number(value) else None
+        return float(value) if is_number(value) else None
+
+    def metric(self, task: str, metric: str) -> Metric:
+        """The typed `Metric` (value, stderr, CI, n, direction) of a task, group or subtask.
+
+        Raises:
+            MissingResult: the task, group/subtask or metric is absent.
+        """
+        scores, _, sub, _ = self.resolve(task)
+        found = scores.record.metric(metric, sub)
+        if found is None:
+            raise MissingResult(f"'{task}' in run {self.run_id} has no metric '{metric}'")
+        return found
 
     def groups(self, task: str) -> dict[str, dict[str, Any]]:
         """The groups of a task (e.g. C-Eval/CMMLU categories) as {group: metrics}."""
@@ -246,8 +253,8 @@ class RunResult:
                     stderr = values.get(f"{metric}_stderr")
                     out.append({"task": task, "level": level, "name": name, "metric": metric,
                                 "value": float(values[metric]),
-                                "stderr": float(stderr) if _is_number(stderr) else None,
-                                "n": int(n) if _is_number(n) else None})
+                                "stderr": float(stderr) if is_number(stderr) else None,
+                                "n": int(n) if is_number(n) else None})
         return out
 
     def to_pandas(self) -> pandas.DataFrame:
@@ -274,8 +281,7 @@ class RunResult:
         target = Path(directory)
         (target / "samples").mkdir(parents=True, exist_ok=True)
         opts = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-        data = dict(self.raw) if self.raw else self._as_dict()
-        (target / "results.json").write_bytes(orjson.dumps(data, option=opts, default=dict) + b"\n")
+        (target / "results.json").write_bytes(dump_record(self.record))
         if self.manifest:
             (target / "manifest.json").write_bytes(orjson.dumps(dict(self.manifest), option=opts, default=dict)
                                                    + b"\n")
@@ -284,13 +290,6 @@ class RunResult:
             for file in source.glob("*.jsonl"):
                 shutil.copyfile(file, target / "samples" / file.name)
         return target
-
-    def _as_dict(self) -> dict[str, Any]:
-        tasks = {name: {"metrics": dict(t.metrics), "groups": {k: dict(v) for k, v in t.groups.items()},
-                        "subtasks": {k: dict(v) for k, v in t.subtasks.items()}, "n": t.n, "info": dict(t.info)}
-                 for name, t in self.tasks.items()}
-        return {"run_id": self.run_id, "created": self.created, "model": dict(self.model),
-                "config": dict(self.config), "tasks": tasks, "versions": dict(self.versions)}
 
 
 def _results_file(target: Path) -> Path:
@@ -301,17 +300,18 @@ def _results_file(target: Path) -> Path:
     return found[-1] if found else target / "results.json"
 
 
-def _read_any_results(path: Path) -> dict[str, Any]:
-    """An evalkit results.json as is, or an lm-eval results file converted to that shape."""
-    from evalkit.store import convert_lmeval_results, read_results
+def _read_any_record(path: Path) -> RunRecord:
+    """An evalkit results.json, or an lm-eval results file converted to the run record."""
+    from evalkit.records import load_record
+    from evalkit.store import convert_lmeval_results
 
     try:
         raw = orjson.loads(path.read_bytes())
     except (FileNotFoundError, IsADirectoryError, orjson.JSONDecodeError):
-        return read_results(path)  # its errors name the fix
+        return load_record(path)  # its errors name the fix
     if isinstance(raw, dict) and "tasks" not in raw and isinstance(raw.get("results"), Mapping):
-        return convert_lmeval_results(raw, name=path.stem)
-    return read_results(path)
+        return parse_record(convert_lmeval_results(raw, name=path.stem), where=str(path))
+    return parse_record(raw, where=str(path))
 
 
 _PATH_OPTIONS = ("output", "data_dir", "cache")

@@ -85,7 +85,11 @@ def test_save_round_trip(run: RunResult, tmp_path: Path) -> None:
     again = RunResult.load(target)
     assert again.tasks == run.tasks and again.manifest == run.manifest and again.model == run.model
     assert again.samples("cmmlu") == run.samples("cmmlu")
-    assert json.loads((target / "results.json").read_text()) == json.loads((RUNS / "base" / "results.json").read_text())
+    assert again.record == run.record  # the schema-1 fixture is saved as the current schema and reads back equal
+    saved = json.loads((target / "results.json").read_text())
+    assert saved["schema_version"] == "2" and saved["tasks"]["cmmlu"]["kind"] == "multiple_choice"
+    original = json.loads((RUNS / "base" / "results.json").read_text())
+    assert saved["tasks"]["cmmlu"]["metrics"] == original["tasks"]["cmmlu"]["metrics"]
 
 
 def test_in_memory_result_saves_and_has_no_samples(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
@@ -18,7 +17,6 @@ __all__ = ["compared_tasks", "regression_check"]
 Kind = Literal["correct", "score", "perplexity"]
 Key = tuple[str, str]
 
-_LOWER_BETTER = re.compile(r"perplexity|bits_per_byte|loss|error|(^|_)ppl$")
 # headline perplexity metric -> the per-sample unit count it divides by
 _PERPLEXITY_UNITS = (("word_perplexity", "words"), ("char_perplexity", "chars"), ("byte_perplexity", "bytes"),
                      ("bits_per_byte", "bytes"), ("token_perplexity", "tokens"))
@@ -83,13 +81,12 @@ def _read_samples(result: RunResult, task: str, subset: str, unit: str) -> _Task
 
 
 def _lower_is_better(result: RunResult, task: str, kind: Kind) -> bool:
+    """Per-sample scores are lower-is-better when every metric of the task is (the run record's rule)."""
     if kind == "perplexity":
         return True
-    declared = result.tasks[task].info.get("higher_is_better")
-    if isinstance(declared, bool):
-        return not declared
+    record = result.tasks[task].record
     names = metric_names(result.tasks[task].metrics)
-    return kind == "score" and bool(names) and all(_LOWER_BETTER.search(m) for m in names)
+    return kind == "score" and bool(names) and not any(record.is_higher_better(m) for m in names)
 
 
 def _compare(base: _TaskSamples, new: _TaskSamples, keys: Sequence[Key], *, alpha: float, resamples: int,

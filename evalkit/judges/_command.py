@@ -28,6 +28,7 @@ from evalkit.judges._runner import (
     sample_row,
 )
 from evalkit.judges._spec import JudgeConfig
+from evalkit.records import ModelRecord, RunRecord, Scores, TaskRecord
 
 __all__ = ["JudgeRunOptions", "run_judge"]
 
@@ -54,18 +55,6 @@ class JudgeRunOptions:
     echo: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr))
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("evalkit", "numpy", "scipy", "scikit-learn", "statsmodels"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
-
-
 def _select(options: JudgeRunOptions, questions: list[Any]) -> list[Any]:
     if options.categories:
         unknown = set(options.categories) - {q.category for q in questions}
@@ -81,8 +70,10 @@ def _manifest(options: JudgeRunOptions, definition_file: str, questions_source: 
 
     files = [Path(definition_file), Path(questions_source)]
     files += sorted(options.answers.glob("*.jsonl")) if options.answers.is_dir() else [options.answers]
+    from evalkit.runner import package_versions
+
     hashes = {str(p): file_sha256(p) for p in files if p.is_file()}
-    return {"seed": options.seed, "files": hashes, "versions": _versions()}
+    return {"seed": options.seed, "files": hashes, "versions": package_versions()}
 
 
 def run_judge(options: JudgeRunOptions, *, backend_factory: BackendFactory | None = None) -> Path | None:
@@ -105,54 +96,53 @@ def run_judge(options: JudgeRunOptions, *, backend_factory: BackendFactory | Non
         options.echo(f"dry run: {plan['items']} items x {plan['judges']} judge(s) x {plan['votes']} vote(s) -> "
                      f"{plan['calls']} judge calls (up to {plan['max_calls']} with retries); nothing was called")
         return None
-    from evalkit.store._rundir import RunDir, new_run_id
+    from evalkit.store._rundir import new_run_id
+    from evalkit.store._writer import RunWriter
 
     if options.cache is not None and not config.cache:
         config = replace(config, cache=str(options.cache))
     scorer = build_scorer(config, definition, data_dir=options.data_dir, seed=options.seed,
                           backend_factory=backend_factory)
-    run = RunDir(options.output, new_run_id(f"judge-{definition.name}"))
+    writer = RunWriter(options.output, _record(new_run_id(f"judge-{definition.name}"), options, definition,
+                                               questions[0].source if questions else ""))
+    sink = writer.samples(TASK, "judged_answers")
     doc_index = {q.question_id: i for i, q in enumerate(questions)}
     started = time.perf_counter()
-    judged = judge_items(scorer, items, batch=options.batch, on_batch=lambda done: run.append_samples(
-        TASK, [sample_row(j, doc_index=doc_index.get(j.item.question_id)) for j in done]))
+    judged = judge_items(scorer, items, batch=options.batch, on_batch=lambda done: sink.write(
+        [sample_row(j, doc_index=doc_index.get(j.item.question_id)) for j in done]))
     elapsed = time.perf_counter() - started
     summary = summarize(judged, scorer.stats, {j.name: j.stats for j in scorer.judges}, reducer=config.reducer,
                         kind=definition.type, anchor=config.baseline, seed=options.seed,
                         labels=Path(config.labels) if config.labels else None,
                         bootstrap_rounds=options.bootstrap_rounds)
-    results = _results(run.run_id, options, definition, summary, plan, scorer.stats.as_dict(), elapsed,
-                       questions[0].source if questions else "")
-    run.write_json("results.json", results)
-    run.write_json("manifest.json", _manifest(options, definition.source_file, questions[0].source if questions else ""))
-    return run.path
+    writer.add_task(TASK, _task_record(summary, plan["items"]), elapsed)
+    writer.write_manifest(_manifest(options, definition.source_file, questions[0].source if questions else ""))
+    return writer.finish(
+        model=writer.record.model.model_copy(update={"models": sorted(summary["scores"])}),
+        judge={**config.as_dict(), "name": definition.name, "type": definition.type, "mode": definition.mode,
+               "file": definition.source_file, "plan": plan, "cost": scorer.stats.as_dict()},
+        scores=summary["scores"], reliability=summary["reliability"], ranking=summary["ranking"],
+        votes={"per_item": plan["votes"] * plan["judges"], "reducer": config.reducer,
+               "judges": sorted(summary["reliability"]["judges"]), "samples": f"samples/{TASK}.jsonl"},
+        timing={TASK: round(elapsed, 3), "total": round(elapsed, 3)})
 
 
-def _task_entry(summary: dict[str, Any], n: int) -> dict[str, Any]:
+def _task_record(summary: dict[str, Any], n: int) -> TaskRecord:
     rel = summary["reliability"]
     metrics = {k: rel[k] for k in ("valid_rate", "parse_rate", "position_consistency") if rel.get(k) is not None}
-    subtasks = {m: {k: v for k, v in s.items() if not isinstance(v, dict)} for m, s in summary["scores"].items()}
-    return {"metrics": metrics, "subtasks": subtasks, "groups": {}, "n": n}
+    subtasks = {m: {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                for m, s in summary["scores"].items()}
+    return TaskRecord(kind="judged_answers", family="judged", metrics=Scores(metrics),
+                      subtasks={m: Scores(v) for m, v in subtasks.items()}, n=n)
 
 
-def _results(run_id: str, options: JudgeRunOptions, definition: Any, summary: dict[str, Any], plan: dict[str, int],
-             cost: dict[str, Any], elapsed: float, questions_source: str) -> dict[str, Any]:
-    config = options.judge
-    return {
-        "run_id": run_id,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {"backend": "answers", "models": sorted(summary["scores"]), "answers": str(options.answers)},
-        "config": {"answers": str(options.answers), "data_dir": str(options.data_dir) if options.data_dir else None,
-                   "questions": questions_source, "limit": options.limit, "turns": list(options.turns),
-                   "categories": list(options.categories), "seed": options.seed},
-        "judge": {**config.as_dict(), "name": definition.name, "type": definition.type, "mode": definition.mode,
-                  "file": definition.source_file, "plan": plan, "cost": cost},
-        "tasks": {TASK: _task_entry(summary, plan["items"])},
-        "scores": summary["scores"],
-        "votes": {"per_item": plan["votes"] * plan["judges"], "reducer": config.reducer,
-                  "judges": sorted(summary["reliability"]["judges"]), "samples": f"samples/{TASK}.jsonl"},
-        "reliability": summary["reliability"],
-        "ranking": summary["ranking"],
-        "versions": _versions(),
-        "timing": {TASK: round(elapsed, 3), "total": round(elapsed, 3)},
-    }
+def _record(run_id: str, options: JudgeRunOptions, definition: Any, questions_source: str) -> RunRecord:
+    from evalkit.runner import package_versions
+
+    return RunRecord(
+        run_id=run_id, created=datetime.now(timezone.utc).isoformat(timespec="seconds"), source="evalkit-judge",
+        model=ModelRecord(backend="answers", models=[], answers=str(options.answers)),
+        config={"answers": str(options.answers), "data_dir": str(options.data_dir) if options.data_dir else None,
+                "questions": questions_source, "limit": options.limit, "turns": list(options.turns),
+                "categories": list(options.categories), "seed": options.seed, "judge": definition.name},
+        versions=package_versions())

@@ -133,10 +133,16 @@ def _upgrade_task(name: str, task: Mapping[str, Any], judged_extra: Mapping[str,
     if moved:
         info["legacy_metrics"] = moved
     declared = info.get("higher_is_better")
-    if declared is False:
-        out["lower_is_better"] = [m for m in metric_names(out["metrics"]) if higher_is_better(m)]
-    out["kind"] = str(task.get("kind") or info.get("kind") or _guess_kind_v1(name, out, info))
-    out["family"] = str(task.get("family") or info.get("family") or "")
+    lower = [str(m) for m in task.get("lower_is_better") or []]
+    if declared is False:  # a task that said so for all its metrics
+        lower += [m for m in metric_names(out["metrics"]) if higher_is_better(m)]
+    elif isinstance(declared, Mapping):  # lm-eval: {metric: bool}
+        lower += [str(m) for m, up in declared.items() if up is False and higher_is_better(str(m))]
+    out["lower_is_better"] = sorted(set(lower))
+    declared_kind = next((k for k in (task.get("kind"), info.get("kind")) if isinstance(k, str) and k), None)
+    out["kind"] = declared_kind or _guess_kind_v1(name, out, info)
+    family = next((f for f in (task.get("family"), info.get("family")) if isinstance(f, str) and f), "")
+    out["family"] = family
     out["info"] = info
     return out
 

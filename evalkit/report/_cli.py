@@ -23,23 +23,32 @@ def report(
 
     from evalkit.errors import DataError
     from evalkit.report._build import build_site
-    from evalkit.report._model import discover_results, load_runs, run_from_results
-    from evalkit.store._lmeval_import import import_lmeval_results
+    from evalkit.report._model import discover_results, load_runs, run_from_record
+    from evalkit.store._lmeval_import import lmeval_record
 
     if not runs and not import_lm_eval:
         raise DataError("nothing to report: pass runs/ (or run directories / results.json files) "
                         "or --import-lm-eval results_*.json")
+    from evalkit.store._writer import ensure_output_dir
+
+    ensure_output_dir(output, flag="report -o")
     started = time.perf_counter()
     loaded = [run for path in discover_results(runs or []) for run in load_runs(path)]
     for path in import_lm_eval or []:
-        loaded.append(run_from_results(import_lmeval_results(path), path=None, source="lm-eval"))
+        loaded.append(run_from_record(lmeval_record(path), path=None, source="lm-eval"))
     if not loaded:
         raise DataError(f"no results.json found under {', '.join(str(p) for p in runs or [])}; "
                         "run `evalkit run` first or point at runs/<run_id>/")
     summary = build_site(loaded, output, title=title)
     elapsed = time.perf_counter() - started
-    typer.echo(f"wrote {summary.pages} pages ({summary.models} models, {summary.tasks} tasks, "
-               f"{summary.sample_pages} sample browsers) in {elapsed:.1f}s: {output / 'index.html'}")
+    typer.echo(f"wrote {_count(summary.pages, 'page')} ({_count(summary.models, 'model')}, "
+               f"{_count(summary.tasks, 'task')}, {_count(summary.sample_pages, 'sample browser')}) in "
+               f"{elapsed:.1f}s: {output / 'index.html'}")
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 model`, `2 models`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def register(app: typer.Typer) -> None:

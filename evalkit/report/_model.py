@@ -7,16 +7,27 @@ the special sections (judge reliability, rankings, length buckets) appear only w
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 import orjson
 
 from evalkit.errors import DataError
+from evalkit.records import (
+    FAMILY_LABELS,
+    RunRecord,
+    TaskRecord,
+    headline_metric,
+    is_fraction_metric,
+    is_number,
+    load_record,
+    metric_names,
+    parse_record,
+)
+from evalkit.records import higher_is_better as _higher_is_better
 
 __all__ = [
     "FAMILY_LABELS",
@@ -32,28 +43,14 @@ __all__ = [
     "load_runs",
     "lower_is_better",
     "metric_names",
+    "run_from_record",
     "run_from_results",
     "slug",
     "task_result",
 ]
 
-FAMILY_LABELS: dict[str, str] = {
-    "multiple_choice": "Multiple choice",
-    "perplexity": "Perplexity",
-    "multiturn_judge": "Judged chat",
-    "longcontext": "Long context",
-    "other": "Other",
-}
-_FAMILY_ALIASES = {"mc": "multiple_choice", "judged": "multiturn_judge", "mt_bench": "multiturn_judge",
-                   "longbench": "longcontext", "ppl": "perplexity"}
-_HEADLINES = ("acc", "acc_norm", "score", "exact_match", "f1", "rouge", "word_perplexity",
-              "char_perplexity", "token_perplexity", "byte_perplexity", "bits_per_byte")
-_LOWER_BETTER = re.compile(r"perplexity|bits_per_byte|loss|(^|_)ece$|error|(^|_)ppl$")
-_FRACTION = re.compile(r"(^|_)(acc|accuracy|exact_match|em|f1|rouge\w*|match|rate|kappa|consistency|win)"
-                       r"($|_)|^acc")
-_COUNT_KEYS = frozenset({"n", "subjects", "count", "total", "datasets", "items", "invalid", "battles", "truncated",
-                         "retries", "rank"})
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+_is_number = is_number
 
 
 def slug(text: str) -> str:
@@ -67,33 +64,8 @@ def slug(text: str) -> str:
 
 
 def lower_is_better(metric: str) -> bool:
-    """True for perplexities, bits per byte, losses and errors."""
-    return bool(_LOWER_BETTER.search(metric))
-
-
-def is_fraction_metric(metric: str) -> bool:
-    """True for metrics stored as a fraction in [0, 1] (accuracy-like); shown as percentages."""
-    return bool(_FRACTION.search(metric)) and not lower_is_better(metric)
-
-
-def _is_number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def metric_names(values: Mapping[str, Any]) -> list[str]:
-    """The numeric metric keys of a metrics mapping, without stderrs and counts, in stored order."""
-    return [k for k, v in values.items()
-            if _is_number(v) and not k.endswith(("_stderr", "_ci_low", "_ci_high")) and k not in _COUNT_KEYS
-            and not k.startswith("n_")]
-
-
-def headline_metric(values: Mapping[str, Any]) -> str | None:
-    """The metric a leaderboard shows for a task or group: acc, score, ... else the first numeric one."""
-    names = metric_names(values)
-    for name in _HEADLINES:
-        if name in names:
-            return name
-    return names[0] if names else None
+    """True for perplexities, bits per byte, losses and errors (the shared rule of `evalkit.records`)."""
+    return not _higher_is_better(metric)
 
 
 def format_value(metric: str, value: float | None) -> str:
@@ -175,11 +147,16 @@ class TaskResult:
     n: int | None
     info: Mapping[str, Any]
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    lower: tuple[str, ...] = ()  # metrics this task declares lower-is-better beyond the shared rules
 
     @property
     def headline(self) -> str | None:
         """The metric the overview leaderboard shows for this task."""
         return headline_metric(self.metrics)
+
+    def lower_is_better(self, metric: str) -> bool:
+        """The direction of one of this task's metrics."""
+        return lower_is_better(metric) or metric in self.lower
 
     def value(self, metric: str, group: str | None = None) -> Value | None:
         """A metric of the task, or of one of its groups."""
@@ -249,31 +226,17 @@ class TaskResult:
         return {k: dict(v) for k, v in self.groups.items() if k not in buckets}
 
 
-def _family(name: str, task: Mapping[str, Any]) -> str:
-    info = _mapping(task.get("info"))
-    declared = task.get("kind") or info.get("kind") or info.get("family")
-    if isinstance(declared, str):
-        declared = _FAMILY_ALIASES.get(declared, declared)
-        return declared if declared in FAMILY_LABELS else "other"
-    metrics = _mapping(task.get("metrics"))
-    lowered = name.lower()
-    if "reliability" in task or "ranking" in task or "reliability" in info or "mt_bench" in lowered:
-        return "multiturn_judge"
-    if "longbench" in lowered:
-        return "longcontext"
-    if any(lower_is_better(k) for k in metric_names(metrics)):
-        return "perplexity"
-    if "acc" in metrics or "acc_norm" in metrics:
-        return "multiple_choice"
-    return "other"
-
-
-def task_result(name: str, task: Mapping[str, Any]) -> TaskResult:
-    """Read one entry of results.json["tasks"], tolerating missing keys."""
-    n = task.get("n")
-    return TaskResult(name=name, family=_family(name, task), metrics=_mapping(task.get("metrics")),
-                      groups=_nested(task.get("groups")), subtasks=_nested(task.get("subtasks")),
-                      n=int(n) if _is_number(n) else None, info=_mapping(task.get("info")), raw=dict(task))
+def task_result(name: str, task: TaskRecord | Mapping[str, Any]) -> TaskResult:
+    """The report's view of one task record (a results.json task mapping of any schema is read through it)."""
+    if not isinstance(task, TaskRecord):
+        task = parse_record({"run_id": "task", "tasks": {name: dict(task)}}).tasks[name]
+    info = dict(task.info)
+    if task.demo_data:
+        info.setdefault("demo_data", True)
+    return TaskResult(name=name, family=task.family, metrics=task.metrics.as_dict(),
+                      groups={k: v.as_dict() for k, v in task.groups.items()},
+                      subtasks={k: v.as_dict() for k, v in task.subtasks.items()}, n=task.n, info=info,
+                      raw=info, lower=tuple(task.lower_is_better))
 
 
 @dataclass(frozen=True)
@@ -294,12 +257,20 @@ class Run:
     parent: str | None = None
     listed: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
+    status: str = "complete"
+    error: str | None = None
+    failed_tasks: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        """The model name people know (a local path is shortened to its last part)."""
+        """The model name people know: the name they typed (a local path is shortened to its last part)."""
         name = str(self.model.get("name") or self.model.get("model") or self.run_id)
         return Path(name).name or name if name.startswith(("/", "./", "~")) else name
+
+    @property
+    def demo_data(self) -> bool:
+        """True when any task of this run was scored on evalkit's demo set, not the real benchmark."""
+        return any(bool(t.info.get("demo_data")) for t in self.tasks.values())
 
     @property
     def page_id(self) -> str:
@@ -324,39 +295,41 @@ class Run:
         return path if path.is_file() else None
 
 
+def run_from_record(record: RunRecord, *, path: Path | None = None, source: str | None = None,
+                    manifest: Mapping[str, Any] | None = None) -> Run:
+    """Build a `Run` from a `RunRecord`."""
+    model = record.model.model_dump(exclude_none=True)
+    if record.is_judged_answers and not model.get("name"):
+        model["name"] = f"judged answers of {len(record.model.models or [])} models"
+    tasks = dict(record.tasks)
+    if len(tasks) == 1 and (record.reliability or record.ranking):  # `evalkit judge` keeps them beside "tasks"
+        (name, only), = tasks.items()
+        extra_info = {k: v for k, v in (("reliability", record.reliability), ("ranking", record.ranking)) if v}
+        tasks = {name: only.model_copy(update={"info": {**extra_info, **only.info}})}
+    judge = record.judge or {}
+    return Run(run_id=record.run_id, created=record.created, model=model, config=dict(record.config),
+               tasks={k: task_result(k, v) for k, v in sorted(tasks.items())}, versions=dict(record.versions),
+               timing=dict(record.timing),
+               usage={**_prefixed("backend", record.backend_stats), **_prefixed("judge", _mapping(judge).get("cost"))},
+               manifest=_mapping(manifest), source=str(source or record.source), path=path,
+               listed=not record.is_judged_answers,
+               extra={k: v for k, v in (("judge", record.judge), ("warnings", record.warnings),
+                                        ("scores", record.scores)) if v},
+               status=record.status, error=record.error, failed_tasks=dict(record.failed_tasks))
+
+
 def run_from_results(data: Mapping[str, Any], *, path: Path | None = None, source: str | None = None,
                      manifest: Mapping[str, Any] | None = None) -> Run:
-    """Build a `Run` from a results dict (the shape of results.json)."""
-    tasks = _mapping(data.get("tasks"))
-    model = data.get("model")
-    model_map = _mapping(model) if isinstance(model, Mapping) else {"model": str(model or "unknown")}
-    if _is_answers_run(data) and "name" not in model_map:
-        model_map["name"] = f"judged answers of {len(model_map['models'])} models"
-    tasks = {k: v for k, v in tasks.items() if isinstance(v, Mapping)}
-    if len(tasks) == 1:  # `evalkit judge` keeps reliability and ranking beside "tasks"
-        (name, only), = tasks.items()
-        tasks = {name: {**{k: data[k] for k in ("reliability", "ranking") if k in data}, **only}}
-    return Run(run_id=str(data.get("run_id") or (path.name if path else "run")),
-               created=str(data.get("created") or ""), model=model_map, config=_mapping(data.get("config")),
-               tasks={str(k): task_result(str(k), v) for k, v in sorted(tasks.items())},
-               versions=_mapping(data.get("versions")), timing=_mapping(data.get("timing")),
-               usage={**_mapping(data.get("usage")), **_prefixed("backend", data.get("backend_stats")),
-                      **_prefixed("judge", _mapping(data.get("judge")).get("cost"))},
-               manifest=_mapping(manifest), source=str(source or data.get("source") or "evalkit"), path=path,
-               listed=not _is_answers_run(data), extra={k: data[k] for k in ("judge", "warnings") if k in data})
+    """Build a `Run` from a results dict (the shape of results.json, any schema version)."""
+    return run_from_record(parse_record(data, where=str(path or "results")), path=path, source=source,
+                           manifest=manifest)
 
 
 def _prefixed(prefix: str, value: Any) -> dict[str, Any]:
     return {f"{prefix}.{k}": v for k, v in _mapping(value).items()}
 
 
-def _is_answers_run(data: Mapping[str, Any]) -> bool:
-    model = data.get("model")
-    return isinstance(model, Mapping) and isinstance(model.get("models"), list) and isinstance(data.get("scores"),
-                                                                                                  Mapping)
-
-
-def judged_model_runs(parent: Run, data: Mapping[str, Any]) -> list[Run]:
+def judged_model_runs(parent: Run, data: Mapping[str, Any] | None = None) -> list[Run]:
     """One leaderboard row per model of a judged-answers run (`evalkit judge`: results["scores"][model]).
 
     Single grading gives {"mean", "ci_low", "ci_high", "n", "by_turn": {"turn1": ..}, "by_category": {..}}
@@ -364,8 +337,9 @@ def judged_model_runs(parent: Run, data: Mapping[str, Any]) -> list[Run]:
     {"score_rate", "n"}.
     """
     task = next(iter(parent.tasks), "judged")
+    scores = _mapping((data or {}).get("scores")) if data is not None else _mapping(parent.extra.get("scores"))
     rows = []
-    for model, entry in sorted(_mapping(data.get("scores")).items()):
+    for model, entry in sorted(scores.items()):
         entry = _mapping(entry)
         metrics: dict[str, Any] = {}
         if _is_number(entry.get("mean")):
@@ -375,8 +349,10 @@ def judged_model_runs(parent: Run, data: Mapping[str, Any]) -> list[Run]:
         metrics.update({k: v for k, v in entry.items() if k == "score_rate" and _is_number(v)})
         metrics.update({k: v for k, v in _mapping(entry.get("by_turn")).items() if _is_number(v)})
         groups = {str(c): {"score": v} for c, v in _mapping(entry.get("by_category")).items() if _is_number(v)}
-        result = {"metrics": metrics, "groups": groups, "n": entry.get("n"),
-                  "info": {"kind": "multiturn_judge", "invalid": entry.get("invalid")}}
+        invalid = entry.get("invalid")
+        result = TaskRecord(kind="judged_answers", family="judged", metrics=metrics, groups=groups,
+                            n=int(entry["n"]) if _is_number(entry.get("n")) else 0,
+                            info={"invalid": invalid} if invalid is not None else {})
         rows.append(Run(run_id=f"{parent.run_id}#{model}", created=parent.created,
                         model={"backend": "answers", "model": str(model)}, config=parent.config,
                         tasks={task: task_result(task, result)}, source=parent.source, parent=parent.run_id))
@@ -384,22 +360,22 @@ def judged_model_runs(parent: Run, data: Mapping[str, Any]) -> list[Run]:
 
 
 def load_runs(path: Path) -> list[Run]:
-    """Read runs/<run_id>/ (or its results.json); a judged-answers run also yields one run per judged model."""
-    from evalkit.store._rundir import read_results
+    """Read runs/<run_id>/ (or its results.json); a judged-answers run also yields one run per judged model.
 
-    results_file = path / "results.json" if path.is_dir() else path
-    run = load_run(results_file)
+    A run that failed before any task finished yields nothing (it has no numbers to show).
+    """
+    run = load_run(path)
+    if run.status == "failed" and not run.tasks:
+        return []
     if run.listed:
         return [run]
-    return [run, *judged_model_runs(run, read_results(results_file))]
+    return [run, *judged_model_runs(run)]
 
 
 def load_run(path: Path) -> Run:
     """Read runs/<run_id>/ (or its results.json) with its manifest.json when present."""
-    from evalkit.store._rundir import read_results
-
     results_file = path / "results.json" if path.is_dir() else path
-    data = read_results(results_file)
+    record = load_record(results_file)
     manifest_file = results_file.parent / "manifest.json"
     manifest: dict[str, Any] = {}
     if manifest_file.is_file():
@@ -407,7 +383,7 @@ def load_run(path: Path) -> Run:
             manifest = _mapping(orjson.loads(manifest_file.read_bytes()))
         except orjson.JSONDecodeError:
             raise DataError(f"{manifest_file}: not valid JSON; delete or rewrite it") from None
-    return run_from_results(data, path=results_file.parent, manifest=manifest)
+    return run_from_record(record, path=results_file.parent, manifest=manifest)
 
 
 def discover_results(paths: Iterable[Path]) -> list[Path]:

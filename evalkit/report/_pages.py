@@ -174,7 +174,7 @@ def task_context(board: Leaderboard, task: str, runs: Sequence[Run],
                               links=[samples[(run.run_id, task)]["href"] if (run.run_id, task) in samples else None
                                      for _, run, _ in results]),
         "buckets": breakdown("By input length", "Length", labels, [r.buckets for _, _, r in results]),
-        "radar": _radar(results) if family == "multiturn_judge" else "",
+        "radar": _radar(results) if family == "judged" else "",
         "turns": turns,
         "turn_names": list(dict.fromkeys(k for _, t in turns for k in t)),
         "reliability": _reliability(runs, task),

@@ -140,15 +140,18 @@ class ResponseStore:
 
 
 class CacheStats:
-    """Hits, misses and failed writes of one `CachedBackend`."""
+    """Hits, misses and failed writes of one `CachedBackend`, and the finished windows of long texts it gave
+    back to a streaming backend (`windows_reused`: computed before a kill, not run again)."""
 
     def __init__(self) -> None:
         self.hits = 0
         self.misses = 0
         self.write_errors = 0
+        self.windows_reused = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"hits": self.hits, "misses": self.misses, "write_errors": self.write_errors}
+        return {"hits": self.hits, "misses": self.misses, "write_errors": self.write_errors,
+                "windows_reused": self.windows_reused}
 
 
 def _digest(identity: str, method: str, payload: Any) -> str:
@@ -167,6 +170,32 @@ def _completion_to_json(c: Completion) -> dict[str, Any]:
 
 def _completion_from_json(v: dict[str, Any]) -> Completion:
     return Completion(tuple(v["texts"]), Usage(*v["usage"]), tuple(v["finish_reasons"]))
+
+
+class _WindowCache:
+    """The `WindowStore` a `CachedBackend` gives a streaming backend's `loglikelihood_rolling` call: one row
+    per finished window of a multi-window text, keyed by that text's own cache key and the window number."""
+
+    def __init__(self, cache: CachedBackend, text_keys: list[str]) -> None:
+        self.cache = cache
+        self.text_keys = text_keys
+
+    def _key(self, text: int, window: int) -> str:
+        return _digest(self.cache._model_key, "rolling_window", [self.text_keys[text], window])
+
+    def known(self, text: int, count: int) -> dict[int, tuple[float, ...]]:
+        """Stored windows of text `text` (numbered 0..count-1)."""
+        keys = [self._key(text, number) for number in range(count)]
+        found = self.cache._read(keys)
+        known = {number: tuple(float(x) for x in found[key]) for number, key in enumerate(keys) if key in found}
+        self.cache.cache_stats.windows_reused += len(known)
+        return known
+
+    def add(self, windows: Sequence[tuple[int, int, tuple[float, ...]]]) -> None:
+        """Commit finished windows (one transaction)."""
+        model = self.cache._model_key
+        self.cache._write([(self._key(text, number), "rolling_window", model, list(values))
+                           for text, number, values in windows])
 
 
 class CachedBackend(BackendBase):
@@ -276,11 +305,16 @@ class CachedBackend(BackendBase):
                            lambda v: LoglikelihoodResult(float(v[0]), bool(v[1])))
 
     def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None) -> list[TokenLogprobs]:
-        """Cached `loglikelihood_rolling` (the stride is part of the key)."""
+        """Cached `loglikelihood_rolling` (the stride is part of the key); a streaming backend also stores the
+        finished windows of multi-window texts through a `WindowStore`."""
         keys = [_digest(self._model_key, "loglikelihood_rolling", [t, stride]) for t in texts]
-        return self._serve(keys, list(texts), "loglikelihood_rolling",
-                           lambda chunk, sink: self.inner.loglikelihood_rolling(chunk, stride=stride,
-                                                                               **self._stream_kw(sink)),
+
+        def compute(chunk: list[tuple[str, str]], sink: ResultCallback) -> list[TokenLogprobs]:
+            windows = _WindowCache(self, [key for key, _ in chunk])
+            return self.inner.loglikelihood_rolling([text for _, text in chunk], stride=stride,
+                                                    **self._stream_kw(sink, windows=windows))
+
+        return self._serve(keys, list(zip(keys, texts)), "loglikelihood_rolling", compute,
                            lambda r: {"logprobs": list(r.logprobs), "windows": r.windows},
                            lambda v: TokenLogprobs(tuple(float(x) for x in v["logprobs"]), int(v["windows"])))
 
@@ -335,9 +369,9 @@ class CachedBackend(BackendBase):
             keys.append(_digest(self._model_key, method, [payload, params, {"sample_index": index}]))
         return keys
 
-    def _stream_kw(self, sink: ResultCallback) -> dict[str, Any]:
-        """`on_results=sink` for a streaming inner backend; nothing for any other."""
-        return {"on_results": sink} if self._streams else {}
+    def _stream_kw(self, sink: ResultCallback, **extra: Any) -> dict[str, Any]:
+        """`on_results=sink` (and `extra`) for a streaming inner backend; nothing for any other."""
+        return {"on_results": sink, **extra} if self._streams else {}
 
     def _serve(self, keys: list[str], items: list[T], method: str,
                compute: Callable[[list[T], ResultCallback], Sequence[R]], encode: Callable[[R], Any],

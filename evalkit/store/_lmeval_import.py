@@ -22,8 +22,9 @@ from typing import Any
 import orjson
 
 from evalkit.errors import DataError
+from evalkit.records import RunRecord
 
-__all__ = ["TASK_ALIASES", "convert_lmeval_results", "import_lmeval_results"]
+__all__ = ["TASK_ALIASES", "convert_lmeval_results", "import_lmeval_results", "lmeval_record"]
 
 # lm-eval task name -> evalkit task name, where both evaluate the same data split.
 TASK_ALIASES: dict[str, str] = {"ceval-valid": "ceval"}
@@ -165,3 +166,10 @@ def import_lmeval_results(path: Path) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise DataError(f"{path}: not an lm-eval results file (top level is not an object)")
     return convert_lmeval_results(data, name=path.stem)
+
+
+def lmeval_record(path: Path) -> RunRecord:
+    """An lm-eval results_*.json read as a `RunRecord` (source "lm-eval"), for the report, gate and API."""
+    from evalkit.records import parse_record
+
+    return parse_record(import_lmeval_results(path), where=str(path))

@@ -61,7 +61,7 @@ class BatchedFake(FakeBackend):
         return self._stream(requests, lambda part: FakeBackend.loglikelihood(self, part), on_results)
 
     def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None,  # type: ignore[override]
-                              on_results: ResultCallback | None = None) -> list[Any]:
+                              on_results: ResultCallback | None = None, windows: Any = None) -> list[Any]:
         return self._stream(texts, lambda part: FakeBackend.loglikelihood_rolling(self, part, stride=stride),
                             on_results)
 
@@ -110,7 +110,7 @@ def test_failed_call_keeps_finished_batches_and_rerun_computes_only_the_rest(
     resumed = _call(cached, method)
     cached.close()
     assert inner.calls[_CALLS[method]] == _N - 6  # only the requests of the lost batches ran again
-    assert cached.cache_stats.as_dict() == {"hits": 6, "misses": _N - 6, "write_errors": 0}
+    assert cached.cache_stats.as_dict() == {"hits": 6, "misses": _N - 6, "write_errors": 0, "windows_reused": 0}
     assert resumed == _call(FakeBackend(), method)  # same values as one uninterrupted uncached call
     assert _rows(path) == _N
 
@@ -135,7 +135,7 @@ def test_each_batch_is_its_own_commit_even_inside_one_chunk(tmp_path: Path) -> N
 def test_backend_without_the_flag_gets_no_callback(tmp_path: Path) -> None:
     quiet = BatchedFake(batch=3)
     quiet.streams_results = False  # type: ignore[misc]
-    assert isinstance(BatchedFake(), StreamingResults) and not isinstance(FakeBackend(), StreamingResults)
+    assert isinstance(BatchedFake(), StreamingResults)
     _call(CachedBackend(quiet, tmp_path / "a.sqlite"), "generate")
     streaming = BatchedFake(batch=3)
     _call(CachedBackend(streaming, tmp_path / "b.sqlite"), "generate")
@@ -239,10 +239,46 @@ def test_hf_backend_killed_mid_subject_keeps_its_batches(tiny: Any, tmp_path: Pa
     rows_before = tiny.scorer.stats.rows
     cached = CachedBackend(tiny, path, chunk_size=4096)
     resumed = cached.loglikelihood(requests)
-    assert cached.cache_stats.as_dict() == {"hits": 6, "misses": 4, "write_errors": 0}
+    assert cached.cache_stats.as_dict() == {"hits": 6, "misses": 4, "write_errors": 0, "windows_reused": 0}
     assert tiny.scorer.stats.rows - rows_before == 2  # the two questions that were lost
     assert [r.is_greedy for r in resumed] == [r.is_greedy for r in uninterrupted]
     assert [r.logprob for r in resumed] == pytest.approx([r.logprob for r in uninterrupted], abs=1e-5)
+
+
+def test_hf_long_text_keeps_its_finished_windows(tiny: Any, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny.set_batch_size("1")  # max_length 24: the long text spans many windows, one batch each
+    texts = ["短文。", "一二三四五六七八九十，甲乙丙丁戊己庚辛壬癸。" * 8]
+    uninterrupted = tiny.loglikelihood_rolling(texts)
+    assert uninterrupted[1].windows >= 5
+    path = tmp_path / "cache.sqlite"
+    score_batch, batches = tiny.scorer._score_batch, []
+
+    def dying(*args: Any) -> None:
+        if len(batches) == 4:
+            raise BackendError("killed (test)")
+        batches.append(1)
+        score_batch(*args)
+
+    monkeypatch.setattr(tiny.scorer, "_score_batch", dying)
+    with pytest.raises(BackendError):
+        CachedBackend(tiny, path, chunk_size=4096).loglikelihood_rolling(texts)
+    with sqlite3.connect(str(path)) as db:
+        stored = dict(db.execute("SELECT method, COUNT(*) FROM responses GROUP BY method").fetchall())
+    short_done = stored.get("loglikelihood_rolling", 0)  # 1 if the short text's window was among the four
+    assert stored["rolling_window"] + short_done == 4  # every finished batch was committed, window by window
+
+    monkeypatch.setattr(tiny.scorer, "_score_batch", score_batch)
+    rows_before = tiny.scorer.stats.rows
+    cached = CachedBackend(tiny, path, chunk_size=4096)
+    resumed = cached.loglikelihood_rolling(texts)
+    assert cached.cache_stats.windows_reused == stored["rolling_window"]
+    assert (cached.cache_stats.hits, cached.cache_stats.misses) == (short_done, 2 - short_done)
+    ran = tiny.scorer.stats.rows - rows_before  # only the windows that never finished ran again
+    assert ran == uninterrupted[1].windows - stored["rolling_window"] + (1 - short_done)
+    assert [r.windows for r in resumed] == [r.windows for r in uninterrupted]
+    for ours, theirs in zip(resumed, uninterrupted):
+        assert ours.logprobs == pytest.approx(theirs.logprobs, abs=1e-5)
 
 
 # ---- a failed run's marker ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-__all__ = ["Bar", "bar_chart", "radar_chart"]
+__all__ = ["Axis", "Bar", "axis_for", "bar_chart", "radar_chart"]
 
 SERIES = 8
 
@@ -29,20 +29,62 @@ class Bar:
     note: str = ""
 
 
-def _num(x: float) -> str:
-    return f"{x:.1f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
+def _num(x: float, decimals: int = 1) -> str:
+    text = f"{x:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _scale(bars: Sequence[Bar], zero: bool) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Axis:
+    """A value axis that starts and ends on a tick, so every bar, dot and whisker lies within the labelled range."""
+
+    lo: float
+    hi: float
+    step: float
+
+    @property
+    def ticks(self) -> list[float]:
+        """The tick values from `lo` to `hi` inclusive."""
+        count = round((self.hi - self.lo) / self.step)
+        return [round(self.lo + i * self.step, 10) for i in range(count + 1)]
+
+    @property
+    def decimals(self) -> int:
+        """Decimals that tell neighbouring ticks apart."""
+        return next((d for d in range(8) if abs(round(self.step, d) - self.step) < 1e-9), 8)
+
+
+def _nice_step(raw: float) -> float:
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw - 1e-12)
+
+
+def axis_for(bars: Sequence[Bar], zero: bool, target_ticks: int = 5) -> Axis:
+    """The axis for `bars`: covers every value and interval end, from 0 when `zero`, ends rounded out to ticks.
+
+    A single value (or equal values) gets a span of 10 % around it; dots (`zero=False`) keep a step of room from
+    the axis ends.
+
+    Examples:
+        >>> axis_for([Bar("m", 35.0, 28.0, 42.7)], zero=True).ticks
+        [0, 10, 20, 30, 40, 50]
+        >>> a = axis_for([Bar("m", 17.33)], zero=False); a.lo < 17.33 < a.hi
+        True
+    """
     values = [b.value for b in bars] + [v for b in bars for v in (b.low, b.high) if v is not None]
     lo, hi = min(values), max(values)
     if zero:
-        lo = min(lo, 0.0)
-        hi = max(hi, 0.0)
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
     if hi - lo < 1e-12:
-        hi = lo + 1.0
-    pad = (hi - lo) * 0.04
-    return (lo if zero and lo == 0 else lo - pad), hi + pad
+        half = max(abs(lo) * 0.05, 0.5)
+        lo, hi = (lo, lo + 2 * half) if zero and lo == 0 else (lo - half, hi + half)
+    step = _nice_step((hi - lo) / target_ticks)
+    start = math.floor(lo / step + 1e-9) * step
+    end = math.ceil(hi / step - 1e-9) * step
+    if not zero:  # a dot exactly on the frame reads as cut off
+        start -= step if lo - start < 0.05 * step else 0
+        end += step if end - hi < 0.05 * step else 0
+    return Axis(round(start, 10), round(end, 10), step)
 
 
 def bar_chart(bars: Sequence[Bar], *, title: str, fmt: str = "{:.1f}", zero: bool = True,
@@ -56,7 +98,8 @@ def bar_chart(bars: Sequence[Bar], *, title: str, fmt: str = "{:.1f}", zero: boo
     row_h, top = 22, 8
     height = top + row_h * len(bars) + 24
     plot_w = width - label_width - 64
-    lo, hi = _scale(bars, zero)
+    axis = axis_for(bars, zero)
+    lo, hi = axis.lo, axis.hi
 
     def x(v: float) -> float:
         return label_width + (v - lo) / (hi - lo) * plot_w
@@ -64,10 +107,11 @@ def bar_chart(bars: Sequence[Bar], *, title: str, fmt: str = "{:.1f}", zero: boo
     parts = [(f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
               f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'),
              f"<title>{escape(title)}</title>"]
-    for tick in _ticks(lo, hi):
+    for tick in axis.ticks:
         tx = x(tick)
         parts.append(f'<line class="grid" x1="{tx:.1f}" x2="{tx:.1f}" y1="{top}" y2="{height - 20}"/>'
-                     f'<text class="tick" x="{tx:.1f}" y="{height - 6}" text-anchor="middle">{_num(tick)}</text>')
+                     f'<text class="tick" x="{tx:.1f}" y="{height - 6}" text-anchor="middle">'
+                     f'{_num(tick, axis.decimals)}</text>')
     for i, bar in enumerate(bars):
         y = top + i * row_h
         mid = y + row_h / 2
@@ -88,14 +132,6 @@ def bar_chart(bars: Sequence[Bar], *, title: str, fmt: str = "{:.1f}", zero: boo
         parts.append(f'<text class="value" x="{label_width + plot_w + 6}" y="{mid + 4:.1f}">{escape(text)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
-
-
-def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    raw = (hi - lo) / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(lo / step) * step
-    return [round(first + i * step, 10) for i in range(count + 2) if first + i * step <= hi + 1e-9]
 
 
 def radar_chart(axes: Sequence[str], series: Sequence[tuple[str, dict[str, float]]], *, title: str,

@@ -28,11 +28,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import orjson
 
-from evalkit.backends._protocol import Backend, ModelIdentity, RawCompletion, ResultCallback, StreamingResults
+from evalkit.backends._adapt import as_base_backend
+from evalkit.backends._protocol import Backend, BackendBase, ModelIdentity, ResultCallback
 from evalkit.errors import CacheError
 from evalkit.types import (
     Completion,
@@ -197,7 +198,7 @@ class _WindowCache:
                            for text, number, values in windows])
 
 
-class CachedBackend:
+class CachedBackend(BackendBase):
     """Wrap `backend` so every result is read from / written to the SQLite cache at `path`.
 
     Misses go to the inner backend in chunks of `chunk_size`. A backend that streams its results
@@ -205,14 +206,15 @@ class CachedBackend:
     batches as it finishes, so a killed run loses at most one batch even when a chunk is a whole subject;
     any other backend's chunk is stored as soon as it returns, so a killed run loses at most one chunk. A read
     or write that fails mid-run (disk full, lock held too long, damage) warns once and the run continues
-    uncached: results are never lost to the cache. Optional capabilities of the inner backend (`complete`,
-    `render_chat`, `encode`, `stats`, ...) are passed through; `complete` is cached.
+    uncached: results are never lost to the cache. The inner backend's capability flags are its own, and its
+    optional methods (`complete`, `render_chat`, `encode`, `stats`, ...) are passed through; `complete` and
+    `chat_logprobs` are cached.
 
     Args:
         backend: any evalkit backend.
         path: the cache file (the runner's default is `runs/.cache.sqlite`).
         chunk_size: how many missing requests to send to the inner backend at once (default 32, or
-            4 x the inner backend's `concurrency` when larger).
+            4 x the inner backend's `max_connections()` when larger).
         timeout: seconds to wait for another process's lock when opening.
 
     Raises:
@@ -221,10 +223,10 @@ class CachedBackend:
 
     def __init__(self, backend: Backend, path: str | Path, *, chunk_size: int | None = None,
                  timeout: float = 10.0) -> None:
-        self.inner = backend
+        self.inner = inner = as_base_backend(backend)
         self.store = ResponseStore(path, timeout=timeout)
         if chunk_size is None:  # API backends: enough requests per chunk to keep every connection busy
-            chunk_size = max(32, 4 * int(getattr(backend, "concurrency", 0) or 0))
+            chunk_size = max(32, 4 * inner.max_connections())
         self.chunk_size = max(1, chunk_size)
         self.cache_stats = CacheStats()
         self._model_key = backend.identity.cache_key()
@@ -232,7 +234,11 @@ class CachedBackend:
         self._occ_lock = threading.Lock()
         self._readable = True
         self._writable = True
-        self._streams = isinstance(backend, StreamingResults) and backend.streams_results is True
+        self._streams = inner.streams_results is True
+        self.can_score, self.can_complete, self.can_chat_logprobs = (inner.can_score, inner.can_complete,
+                                                                     inner.can_chat_logprobs)
+        self.can_render_chat, self.can_tokenize, self.can_complete_logprobs = (
+            inner.can_render_chat, inner.can_tokenize, inner.can_complete_logprobs)
 
     @property
     def identity(self) -> ModelIdentity:
@@ -240,17 +246,50 @@ class CachedBackend:
         return self.inner.identity
 
     def __getattr__(self, name: str) -> Any:
+        # what the inner backend carries beyond the backend API (a client's base_url, a fake's counters)
         if name in ("inner", "store"):  # not set yet (failed __init__): avoid recursion
             raise AttributeError(name)
-        if name == "complete":
-            if not isinstance(self.inner, RawCompletion):
-                raise AttributeError("complete")  # the inner backend cannot complete raw text
-            return self._complete
-        if name == "chat_logprobs":
-            if not hasattr(self.inner, "chat_logprobs"):
-                raise AttributeError("chat_logprobs")
-            return self._chat_logprobs
         return getattr(self.inner, name)
+
+    # --- optional capabilities: the inner backend's -----------------------------------------------------
+    @property
+    def supports_prefill(self) -> bool:
+        """The inner backend's."""
+        return self.inner.supports_prefill
+
+    def max_connections(self) -> int:
+        """The inner backend's."""
+        return self.inner.max_connections()
+
+    def set_batch_size(self, batch_size: str | None) -> None:
+        """Passed to the inner backend."""
+        self.inner.set_batch_size(batch_size)
+
+    def stats(self) -> Any:
+        """The inner backend's counters (the cache's own are `cache_stats`)."""
+        return self.inner.stats()
+
+    def render_chat(self, conversation: Conversation, *, add_generation_prompt: bool = True) -> str:
+        """The inner backend's chat template text (not cached: it is cheap)."""
+        return self.inner.render_chat(conversation, add_generation_prompt=add_generation_prompt)
+
+    @property
+    def max_length(self) -> int:
+        """The inner backend's context length."""
+        return self.inner.max_length
+
+    def encode(self, text: str) -> list[int]:
+        """The inner backend's tokenizer."""
+        return self.inner.encode(text)
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        """The inner backend's tokenizer."""
+        return self.inner.decode(tokens)
+
+    def complete_logprobs(self, prompts: Sequence[str], config: GenConfig,
+                          top_logprobs: int) -> list[list[tuple[TokenChoice, ...]]]:
+        """The inner backend's (not cached)."""
+        return self.inner.complete_logprobs(prompts, config, top_logprobs)
 
     def close(self) -> None:
         """Close the cache file."""
@@ -286,16 +325,21 @@ class CachedBackend:
                            lambda chunk, sink: self.inner.generate(chunk, config, **self._stream_kw(sink)),
                            _completion_to_json, _completion_from_json)
 
-    def _complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
+    def complete(self, prompts: Sequence[str], config: GenConfig) -> list[Completion]:
+        """Cached `complete` (raw text without a chat template), where the inner backend `can_complete`."""
+        if not self.can_complete:
+            return self.inner.complete(prompts, config)  # raises UnsupportedRequest, naming the backend
         keys = self._gen_keys("complete", list(prompts), config)
-        inner_complete = cast(RawCompletion, self.inner).complete
+        inner_complete = self.inner.complete
         return self._serve(keys, list(prompts), "complete",
                            lambda chunk, sink: inner_complete(chunk, config, **self._stream_kw(sink)),
                            _completion_to_json, _completion_from_json)
 
-    def _chat_logprobs(self, conversations: Sequence[Conversation], config: GenConfig, top_logprobs: int,
-                       prefills: Sequence[str | None] | None = None) -> list[tuple[TokenChoice, ...]]:
+    def chat_logprobs(self, conversations: Sequence[Conversation], config: GenConfig, top_logprobs: int,
+                      prefills: Sequence[str | None] | None = None) -> list[tuple[TokenChoice, ...]]:
         """Cached `chat_logprobs` of API judges (the prefill and top-k are part of the key)."""
+        if not self.can_chat_logprobs:
+            return self.inner.chat_logprobs(conversations, config, top_logprobs, prefills)  # UnsupportedRequest
         starts = list(prefills) if prefills is not None else [None] * len(conversations)
         items = list(zip(conversations, starts))
         keys = self._gen_keys("chat_logprobs", [[_conv_payload(c), p, top_logprobs] for c, p in items], config)
@@ -303,8 +347,7 @@ class CachedBackend:
 
         def compute(chunk: list[tuple[Conversation, str | None]],
                     _: ResultCallback) -> list[tuple[TokenChoice, ...]]:
-            return inner.chat_logprobs([c for c, _ in chunk], config, top_logprobs,  # type: ignore[attr-defined]
-                                       [p for _, p in chunk])
+            return inner.chat_logprobs([c for c, _ in chunk], config, top_logprobs, [p for _, p in chunk])
 
         return self._serve(keys, items, "chat_logprobs", compute,
                            lambda tokens: [[t.text, t.logprob, [list(a) for a in t.top]] for t in tokens],

@@ -32,7 +32,8 @@ def test_second_identical_calls_make_no_backend_calls(path: Path) -> None:
               cached.generate(CONVS, GenConfig(max_tokens=5)))
     assert second == first
     assert inner.calls == {"loglikelihood": 4, "rolling": 1, "generate": 2}
-    assert cached.cache_stats.as_dict() == {"hits": 7, "misses": 7, "write_errors": 0}
+    assert cached.cache_stats.as_dict() == {"hits": 7, "misses": 7, "write_errors": 0,
+                                             "windows_reused": 0}
 
 
 def test_results_survive_a_new_process_and_equal_uncached(path: Path) -> None:

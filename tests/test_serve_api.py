@@ -77,9 +77,9 @@ def test_errors_are_openai_shaped(url: str) -> None:
     role = httpx.post(f"{url}/chat/completions", json={"model": "fake:echo",
                                                        "messages": [{"role": "tool", "content": "x"}]})
     assert role.status_code == 400 and "role" in role.json()["error"]["message"]
-    stream = httpx.post(f"{url}/chat/completions", json={"model": "fake:echo", "stream": True,
-                                                         "messages": [{"role": "user", "content": "x"}]})
-    assert stream.status_code == 400
+    stream = httpx.post(f"{url}/completions", json={"model": "fake:echo", "stream": True, "prompt": "x",
+                                                    "echo": True, "logprobs": 1, "max_tokens": 0})
+    assert stream.status_code == 400 and "stream" in stream.json()["error"]["message"]
     no_echo = httpx.post(f"{url}/completions", json={"model": "fake:echo", "prompt": "x", "max_tokens": 0,
                                                      "logprobs": 1})
     assert no_echo.status_code == 400 and "echo" in no_echo.json()["error"]["message"]

@@ -5,7 +5,10 @@ Chat completions also take `logprobs` / `top_logprobs` (each generated token's l
 OpenAI's format) and vLLM's `continue_final_message` + `add_generation_prompt: false` (continue a forced
 start of the assistant's reply), which is what probability-mode judges use over HTTP.
 
-Backend calls run one at a time (a lock), in FastAPI's worker threads, so a backend need not be thread-safe.
+Concurrent requests are batched (`_batching`): generation and scoring of requests that arrive within a few
+milliseconds run as one backend call, each with its own stop strings and sampling settings, and a greedy
+answer is the same whatever it was batched with. `stream: true` sends server-sent events (`_stream`). Backend
+calls still run one at a time (a lock), so a backend need not be thread-safe.
 """
 
 from __future__ import annotations
@@ -13,19 +16,21 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from itertools import accumulate
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit.backends._adapt import as_base_backend
 from evalkit.backends._protocol import Backend
 from evalkit.errors import BackendError, EvalkitError, UnsupportedRequest
+from evalkit.server._batching import BatchedBackend
 from evalkit.server._faults import FaultSchedule, install_faults
-from evalkit.server._scoring import score_rolling, score_splits
+from evalkit.server._stream import Chunks, Emit, stream_sse
 from evalkit.types import Completion, Conversation, GenConfig, Message, TokenChoice
 
 __all__ = ["ApiError", "create_app"]
@@ -53,6 +58,7 @@ class _Body(BaseModel):
     n: int = Field(default=1, ge=1, le=128)
     seed: int | None = None
     stream: bool = False
+    stream_options: dict[str, Any] | None = None
 
 
 class ChatMessageIn(BaseModel):
@@ -86,8 +92,6 @@ class CompletionRequest(_Body):
 
 
 def _config(body: _Body, max_tokens: int | None, default_max: int = 256) -> GenConfig:
-    if body.stream:
-        raise ApiError(400, "stream=true is not supported by evalkit serve; send stream=false")
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     return GenConfig(temperature=body.temperature, top_k=body.top_k, top_p=body.top_p,
                      max_tokens=default_max if max_tokens is None else max_tokens, stop=stop, n=body.n,
@@ -112,32 +116,42 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 class _Service:
     """The backend plus the lock that serialises calls to it."""
 
-    def __init__(self, backend: Backend, model_name: str) -> None:
+    def __init__(self, backend: Backend, model_name: str, *, batch_window_s: float = 0.005,
+                 max_batch: int = 64) -> None:
         self.backend = as_base_backend(backend)  # what it can do is asked through its capability flags
         self.model_name = model_name
         self.lock = threading.Lock()
+        self.batched = BatchedBackend(self.backend, self.lock, window_s=batch_window_s, max_items=max_batch)
 
     def check_model(self, model: str) -> None:
         if model != self.model_name:
             raise ApiError(404, f"model '{model}' is not served here; this server serves '{self.model_name}'",
                            "model_not_found")
 
-    def chat(self, req: ChatRequest) -> dict[str, Any]:
+    def chat(self, req: ChatRequest) -> dict[str, Any] | Iterator[str]:
+        """A chat completion reply, or (stream=true) its server-sent events."""
         self.check_model(req.model)
         config = _config(req, req.max_completion_tokens or req.max_tokens)
         conversation = tuple(_message(m) for m in req.messages)
         prompt = self._raw_chat_prompt(req, conversation)
         if req.logprobs:
+            if req.stream:
+                raise ApiError(400, "stream=true with logprobs is not supported by evalkit serve; send stream=false")
             return self._chat_with_logprobs(req, config, prompt if prompt is not None else
                                             self._render(conversation, add_generation_prompt=True))
-        with self.lock:
+        if prompt is not None and not self.backend.can_complete:
+            raise ApiError(400, "this backend cannot continue raw text, so continue_final_message and "
+                                "add_generation_prompt=false are not available; send a plain chat request")
+
+        def run(emit: Emit | None) -> list[Completion]:
+            stream = None if emit is None else (lambda _i, j, text: emit(j, text))
             if prompt is None:
-                done = self.backend.generate([conversation], config)[0]
-            elif self.backend.can_complete:
-                done = self.backend.complete([prompt], config)[0]
-            else:
-                raise ApiError(400, "this backend cannot continue raw text, so continue_final_message and "
-                                    "add_generation_prompt=false are not available; send a plain chat request")
+                return [self.batched.generate(conversation, config, stream)]
+            return self.batched.complete([prompt], config, stream)
+
+        if req.stream:
+            return stream_sse(Chunks(self.model_name, chat=True), config.n, run, include_usage=_usage_wanted(req))
+        done = run(None)[0]
         choices = [{"index": i, "message": {"role": "assistant", "content": text},
                     "finish_reason": _finish(done, i), "logprobs": None} for i, text in enumerate(done.texts)]
         return self._chat_reply(choices, done.usage.prompt_tokens, done.usage.completion_tokens)
@@ -179,7 +193,8 @@ class _Service:
                    for i, tokens in enumerate(sequences)]
         return self._chat_reply(choices, prompt_tokens, sum(len(t) for t in sequences))
 
-    def complete(self, req: CompletionRequest) -> dict[str, Any]:
+    def complete(self, req: CompletionRequest) -> dict[str, Any] | Iterator[str]:
+        """A text completion reply (generation and/or echoed prompt scores), or its server-sent events."""
         self.check_model(req.model)
         prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
         config = _config(req, req.max_tokens, default_max=16)
@@ -187,13 +202,14 @@ class _Service:
         hint_list = [hints] * len(prompts) if isinstance(hints, int) else hints
         if hint_list is not None and len(hint_list) != len(prompts):
             raise ApiError(400, f"evalkit_context_chars has {len(hint_list)} entries for {len(prompts)} prompts")
+        if req.stream:
+            return self._complete_stream(req, prompts, config)
         if req.logprobs is not None and not req.echo and config.max_tokens > 0:
             return self._complete_with_logprobs(prompts, config, req.logprobs)
         choices: list[dict[str, Any]] = []
         prompt_tokens = completion_tokens = 0
-        with self.lock:
-            scores = self._scores(prompts, req, hint_list)
-            generated = self._generate(prompts, config) if config.max_tokens > 0 else None
+        scores = self._scores(prompts, req, hint_list)
+        generated = self._generate(prompts, config) if config.max_tokens > 0 else None
         for i, prompt in enumerate(prompts):
             score = scores[i]
             prompt_tokens += score["num_tokens"] if score else len(prompt)
@@ -246,14 +262,29 @@ class _Service:
             raise ApiError(400, "logprobs of generated tokens are not available from evalkit serve; "
                                 "use echo=true with max_tokens=0 to score a prompt")
         if hints is not None and not req.evalkit_rolling:
-            return list(score_splits(self.backend, prompts, hints))
-        return [score_rolling(self.backend, p, stride=req.evalkit_stride) for p in prompts]
+            return list(self.batched.score_splits(prompts, hints))
+        return list(self.batched.score_rolling(prompts, req.evalkit_stride))
 
-    def _generate(self, prompts: list[str], config: GenConfig) -> list[Completion]:
+    def _generate(self, prompts: list[str], config: GenConfig, emit: Emit | None = None) -> list[Completion]:
         if not self.backend.can_complete:
             raise ApiError(400, "this backend cannot continue raw text; use /v1/chat/completions, or "
                                 "max_tokens=0 with echo+logprobs to score")
-        return self.backend.complete(prompts, config)
+        stream = None if emit is None else (lambda i, j, text: emit(i * config.n + j, text))
+        return self.batched.complete(prompts, config, stream)
+
+    def _complete_stream(self, req: CompletionRequest, prompts: Sequence[str], config: GenConfig) -> Iterator[str]:
+        if req.echo or req.logprobs is not None or config.max_tokens == 0:
+            raise ApiError(400, "stream=true serves generated text only (no echo, logprobs or max_tokens=0); "
+                                "send stream=false")
+        if not self.backend.can_complete:
+            raise ApiError(400, "this backend cannot continue raw text; use /v1/chat/completions")
+        return stream_sse(Chunks(self.model_name, chat=False), len(prompts) * config.n,
+                          lambda emit: self._generate(list(prompts), config, emit),
+                          include_usage=_usage_wanted(req))
+
+
+def _usage_wanted(body: _Body) -> bool:
+    return bool((body.stream_options or {}).get("include_usage"))
 
 
 def _token_json(token: TokenChoice, top: int) -> dict[str, Any]:
@@ -280,19 +311,28 @@ def _with_generated(logprobs: dict[str, Any], text: str, prompt_len: int) -> dic
     return out
 
 
+def _reply(result: dict[str, Any] | Iterator[str]) -> dict[str, Any] | StreamingResponse:
+    if isinstance(result, dict):
+        return result
+    return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
 def _error(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
 
 
-def create_app(backend: Backend, model_name: str, *, faults: FaultSchedule | None = None) -> FastAPI:
+def create_app(backend: Backend, model_name: str, *, faults: FaultSchedule | None = None,
+               batch_window_ms: float = 5.0, max_batch: int = 64) -> FastAPI:
     """The FastAPI app serving `backend` under the name `model_name`.
 
     Args:
         backend: any evalkit backend.
         model_name: the id listed by /v1/models and expected in requests' `model`.
         faults: a deterministic fault schedule (tests of API clients); None serves normally.
+        batch_window_ms: how long the first queued request waits for others to join its batch.
+        max_batch: the most requests (prompts) in one batch.
     """
-    service = _Service(backend, model_name)
+    service = _Service(backend, model_name, batch_window_s=batch_window_ms / 1000, max_batch=max_batch)
     app = FastAPI(title="evalkit serve", version="1")
     app.state.service = service
     if faults is not None:
@@ -322,13 +362,13 @@ def create_app(backend: Backend, model_name: str, *, faults: FaultSchedule | Non
                                             "owned_by": "evalkit", "root": identity.model,
                                             "evalkit_identity": identity.as_dict()}]}
 
-    @app.post("/v1/chat/completions")
-    def chat(req: ChatRequest) -> dict[str, Any]:
-        return service.chat(req)
+    @app.post("/v1/chat/completions", response_model=None)
+    def chat(req: ChatRequest) -> dict[str, Any] | StreamingResponse:
+        return _reply(service.chat(req))
 
-    @app.post("/v1/completions")
-    def completions(req: CompletionRequest) -> dict[str, Any]:
-        return service.complete(req)
+    @app.post("/v1/completions", response_model=None)
+    def completions(req: CompletionRequest) -> dict[str, Any] | StreamingResponse:
+        return _reply(service.complete(req))
 
     @app.get("/health")
     def health() -> dict[str, Literal["ok"]]:

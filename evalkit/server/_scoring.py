@@ -19,9 +19,9 @@ from typing import Any
 from evalkit.backends._adapt import as_base_backend
 from evalkit.backends._protocol import Backend
 from evalkit.backends._stops import token_pieces
-from evalkit.types import LoglikelihoodRequest
+from evalkit.types import LoglikelihoodRequest, TokenLogprobs
 
-__all__ = ["EchoScore", "score_rolling", "score_splits"]
+__all__ = ["EchoScore", "score_rolling", "score_rolling_many", "score_splits"]
 
 EchoScore = dict[str, Any]  # an OpenAI `logprobs` object, token and window counts, (rolling) the raw logprobs
 
@@ -61,7 +61,16 @@ def _token_strings(backend: Backend, prompt: str, count: int) -> list[str] | Non
 
 def score_rolling(backend: Backend, prompt: str, *, stride: int | None = None) -> EchoScore:
     """Per-token logprobs of the whole prompt through `backend.loglikelihood_rolling`."""
-    rolled = backend.loglikelihood_rolling([prompt], stride=stride)[0]
+    return score_rolling_many(backend, [prompt], stride=stride)[0]
+
+
+def score_rolling_many(backend: Backend, prompts: Sequence[str], *, stride: int | None = None) -> list[EchoScore]:
+    """`score_rolling` of several prompts through one `backend.loglikelihood_rolling` call (one batch)."""
+    rolled = backend.loglikelihood_rolling(list(prompts), stride=stride)
+    return [_rolling_score(backend, prompt, r) for prompt, r in zip(prompts, rolled)]
+
+
+def _rolling_score(backend: Backend, prompt: str, rolled: TokenLogprobs) -> EchoScore:
     values: Sequence[float] = rolled.logprobs
     pieces = _token_strings(backend, prompt, len(values))
     if pieces is None:  # cannot align tokens with text: one segment carrying the total

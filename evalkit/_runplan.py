@@ -15,7 +15,7 @@ from evalkit.backends._registry import parse_kv, resolve
 from evalkit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from evalkit.runner import RunOptions
+    from evalkit._options import RunOptions
     from evalkit.tasks._registry import TaskSelection
     from evalkit.tasks._spec import TaskSpecBase
 

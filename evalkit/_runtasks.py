@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalkit.backends._protocol import Backend
+from evalkit.backends._protocol import BackendBase
 from evalkit.errors import DataError, EvalkitError, TaskSpecError
 from evalkit.records import Scores, TaskRecord
 from evalkit.store._writer import RunWriter
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from evalkit.tasks._registry import TaskSelection
     from evalkit.tasks._spec import TaskSpecBase
 
-__all__ = ["TaskFailures", "outcome_record", "run_tasks"]
+__all__ = ["TaskFailures", "outcome_record", "run_task", "run_tasks"]
 
 # A task whose data is bad stops alone; other errors (backend, cache, configuration) stop the run.
 _TASK_LOCAL_ERRORS = (DataError, TaskSpecError)
@@ -97,7 +97,7 @@ def _uses_demo(files: set[str]) -> bool:
     return any(Path(f).resolve().is_relative_to(demo) for f in files)
 
 
-def run_task(plan: RunPlan, selection: TaskSelection, spec: TaskSpecBase, backend: Backend, writer: RunWriter,
+def run_task(plan: RunPlan, selection: TaskSelection, spec: TaskSpecBase, backend: BackendBase, writer: RunWriter,
              console: Any, warn: Any) -> tuple[TaskRecord, set[str]]:
     """Run one task; its samples stream to the run directory. Returns its record and the data files it read."""
     from evalkit.tasks._spec import task_kind
@@ -120,20 +120,12 @@ def run_task(plan: RunPlan, selection: TaskSelection, spec: TaskSpecBase, backen
     return record, ctx.files_read
 
 
-def _truncated(backend: Backend) -> int:
-    value = backend_stats(backend).get("truncated_requests", 0)
+def _truncated(backend: BackendBase) -> int:
+    value = backend.stats_dict().get("truncated_requests", 0)
     return int(value) if isinstance(value, (int, float)) else 0
 
 
-def backend_stats(backend: Backend) -> dict[str, Any]:
-    """The backend's counters (usage, retries, truncations), empty when it keeps none."""
-    stats = getattr(backend, "stats", None)
-    values = stats() if callable(stats) else {}
-    values = values.as_dict() if hasattr(values, "as_dict") else values
-    return dict(values) if isinstance(values, dict) else {}
-
-
-def run_tasks(plan: RunPlan, backend: Backend, writer: RunWriter, console: Any,
+def run_tasks(plan: RunPlan, backend: BackendBase, writer: RunWriter, console: Any,
               warn: Any) -> tuple[dict[str, set[str]], TaskFailures]:
     """Run every selected task in order. Returns the data files each finished task read, and the errors of
     tasks that stopped on bad data while the others went on (any other error propagates)."""

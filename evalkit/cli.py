@@ -35,6 +35,7 @@ _COMMAND_MODULES = (
     "evalkit.backends._probe_cli",
     "evalkit.data._cli",
     "evalkit._cache_cli",
+    "evalkit.perf._cli",
 )
 
 
@@ -84,6 +85,20 @@ def list_tasks() -> None:
     from evalkit.tasks._registry import print_task_table
 
     print_task_table()
+
+
+@app.command("schema")
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write it to this file instead")] = None,
+) -> None:
+    """Print the JSON Schema of results.json (the run record every writer and reader uses)."""
+    from evalkit.records import schema_text
+
+    text = schema_text()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
 
 
 @app.command("models")

@@ -14,54 +14,22 @@ import hashlib
 import platform
 import random
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from evalkit._options import RunOptions
 from evalkit._runplan import RunPlan, plan_run
-from evalkit._runtasks import backend_stats, run_tasks
-from evalkit.backends._protocol import Backend
+from evalkit._runtasks import run_tasks
+from evalkit.backends._protocol import Backend, BackendBase
 from evalkit.errors import EvalkitError
 from evalkit.records import ModelRecord, RunRecord
 from evalkit.store._rundir import file_sha256, new_run_id
 from evalkit.store._writer import RunWriter
 
 __all__ = ["RunOptions", "execute", "package_versions", "run_from_cli"]
-
-
-@dataclass
-class RunOptions:
-    """Everything `evalkit run` (and `evalkit.evaluate`) accepts."""
-
-    model: str | Backend = "smollm2"
-    tasks: str | Sequence[str] = "ceval,cmmlu,wikitext"
-    model_args: str | dict[str, str] | None = None
-    task_args: str | dict[str, str] | None = None
-    num_fewshot: int | None = None
-    limit: int | None = None
-    batch_size: str | None = None
-    data_dir: Path | None = None
-    output: Path = Path("runs")
-    base_url: str | None = None
-    judge: str | None = None
-    judge_models: tuple[str, ...] = ()
-    judge_args: str | None = None
-    judge_votes: int = 1
-    judge_mode: str | None = None
-    judge_reducer: str = "mean"
-    dry_run: bool = False
-    seed: int = 0
-    cache: Path | None = None
-    no_cache: bool = False
-    executor: str = "local"
-    concurrency: int | None = None
-    quiet: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-    ray_workers: int | None = None  # --executor ray: actors (default: one per GPU, else 2; EVALKIT_RAY_WORKERS)
-    ray_address: str | None = None  # --executor ray: cluster to join (default RAY_ADDRESS, else a local one)
 
 
 def package_versions() -> dict[str, str]:
@@ -90,31 +58,34 @@ def _seed_everything(seed: int) -> None:
 # ---- step 2: the backend --------------------------------------------------------------------------------------
 
 
-def build_backend(plan: RunPlan, console: Any) -> Backend:
+def build_backend(plan: RunPlan, console: Any) -> BackendBase:
     """Load the model once (or take the backend object given), then wrap it in the response cache."""
+    from evalkit.backends import as_base_backend
+
     options = plan.options
-    backend: Backend
-    if not isinstance(options.model, str):
-        backend = options.model
-    elif options.executor == "ray":  # workers each load the model; the driver runs tasks, cache and run dir
+    backend: Backend | BackendBase
+    if options.executor == "ray":  # workers each load the model; the driver runs tasks, cache and run dir
         from evalkit.executors import ray_backend
 
         backend = ray_backend(options.model, plan.model_args, workers=options.ray_workers,
                               address=options.ray_address, extra=options.extra, batch_size=options.batch_size)
+    elif not isinstance(options.model, str):
+        backend = options.model
     else:
         from evalkit.backends._registry import load_resolved
 
         assert plan.resolved is not None
         with console.status(f"loading model {options.model} ..."):
             backend = load_resolved(*plan.resolved)
-    if options.batch_size and hasattr(backend, "set_batch_size"):
-        backend.set_batch_size(options.batch_size)
+    base = as_base_backend(backend)
+    if options.batch_size:
+        base.set_batch_size(options.batch_size)
     if plan.cache_path is None:
-        return backend
+        return base
     from evalkit.store._cache import CachedBackend
 
     # local scorers share prefixes within one call: give them whole subjects, not small chunks
-    return CachedBackend(backend, plan.cache_path, chunk_size=getattr(backend, "cache_chunk_size", None))
+    return CachedBackend(base, plan.cache_path, chunk_size=base.cache_chunk_size)
 
 
 # ---- step 4: finalise -----------------------------------------------------------------------------------------
@@ -151,7 +122,7 @@ def _manifest(plan: RunPlan, data_files: dict[str, set[str]], versions: dict[str
     return {"tasks": tasks, "versions": versions, "seed": plan.options.seed}
 
 
-def _new_record(plan: RunPlan, backend: Backend) -> RunRecord:
+def _new_record(plan: RunPlan, backend: BackendBase) -> RunRecord:
     options = plan.options
     identity = backend.identity
     config = {"model": plan.model_name or identity.model, "executor": options.executor, "tasks": plan.task_labels,
@@ -165,14 +136,16 @@ def _new_record(plan: RunPlan, backend: Backend) -> RunRecord:
                      versions=package_versions())
 
 
-def _finalise(plan: RunPlan, backend: Backend, writer: RunWriter, data_files: dict[str, set[str]],
+def _finalise(plan: RunPlan, backend: BackendBase, writer: RunWriter, data_files: dict[str, set[str]],
               warnings: list[str], error: str | None, seconds: float) -> None:
-    cache_stats = getattr(backend, "cache_stats", None)
-    stats = backend_stats(backend)
+    from evalkit.store._cache import CachedBackend
+
+    cache_stats = backend.cache_stats if isinstance(backend, CachedBackend) else None
+    stats = backend.stats_dict()
     writer.write_manifest(_manifest(plan, data_files, writer.record.versions))
     writer.finish(error, timing={**writer.record.timing, "total": round(seconds, 3)},
                   backend_stats=stats or None,
-                  cache_stats=cache_stats.as_dict() if hasattr(cache_stats, "as_dict") else None,
+                  cache_stats=cache_stats.as_dict() if cache_stats is not None else None,
                   warnings=warnings[:200])
 
 
@@ -204,7 +177,7 @@ def execute(options: RunOptions) -> Path:
     try:
         data_files, failures = run_tasks(plan, backend, writer, console, warn)
         first = failures[0] if failures else None
-    except BaseException as exc:  # noqa: BLE001 - record why the run stopped, then let it propagate
+    except BaseException as exc:
         first = exc
         raise
     finally:

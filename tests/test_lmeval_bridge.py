@@ -71,7 +71,7 @@ def test_runresult_loads_an_lmeval_results_file(tmp_path: Path) -> None:
     for where in (folder / "results_2026-01-01T00-00-00.json", tmp_path / "out"):
         result = RunResult.load(where)
         assert result.score("arc_easy", "acc") == 0.6 and result.stderr("arc_easy", "acc") == 0.01
-        assert result.tasks["arc_easy"].n == 2376 and result.raw["source"] == "lm-eval"
+        assert result.tasks["arc_easy"].n == 2376 and result.record.source == "lm-eval"
         assert result.model["model"] == "org/m"
 
 

@@ -160,7 +160,7 @@ def install_faults(app: Any, schedule: FaultSchedule) -> None:
     @app.middleware("http")
     async def _faults(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if request.method != "POST":
-            return await _defects(request, call_next, schedule)  # type: ignore[no-any-return]
+            return await _defects(request, call_next, schedule)
         schedule.enter()
         try:
             mode = schedule.next_mode()
@@ -175,6 +175,6 @@ def install_faults(app: Any, schedule: FaultSchedule) -> None:
                                 media_type="application/json")
             if mode == "slow":
                 await asyncio.sleep(schedule.slow_seconds)
-            return await _defects(request, call_next, schedule)  # type: ignore[no-any-return]
+            return await _defects(request, call_next, schedule)
         finally:
             schedule.leave()

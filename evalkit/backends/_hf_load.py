@@ -219,6 +219,10 @@ def load_model(source: str, args: dict[str, str]) -> LoadedModel:
     if args.get("peft"):
         from evalkit.backends._hf_peft import apply_adapter
 
+        if not Path(args["peft"]).expanduser().exists():
+            from evalkit._offline import hub_reachable
+
+            hub_reachable()  # before the quiet block, so its one line reaches the terminal
         with quiet_libraries(capture_stderr=True):
             model, details = apply_adapter(loaded.model, args)
         loaded = LoadedModel(model, loaded.tokenizer, loaded.source, loaded.path, loaded.revision,

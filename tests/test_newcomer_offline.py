@@ -87,3 +87,19 @@ def test_hub_model_without_hub_fails_in_one_line_within_seconds(tmp_path: Path) 
     assert "EVALKIT_OFFLINE" in error[0]
     assert sum("is not reachable; running offline" in line for line in result.stderr.splitlines()) == 1
     assert elapsed < 90  # about 50 s of retries before; what is left is interpreter and torch start-up
+
+
+@pytest.mark.integration
+def test_data_without_hub_falls_back_to_the_demo_set_at_once(tmp_path: Path) -> None:
+    """With `datasets` installed and no hub, a run used to wait ~23 s in retries before the demo set."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "EVALKIT_OFFLINE", "EVALKIT_DATA_DIR")}
+    env |= {"EVALKIT_HUB_PROBE": f"127.0.0.1:{_closed_port()}", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-m", "evalkit", "run", "--model", "fake:echo", "--tasks",
+                             "cmmlu:agronomy,ceval:computer_network", "--limit", "2", "--output", str(tmp_path / "runs")],
+                            capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert sum("is not reachable; running offline" in line for line in lines) == 1
+    assert not any("Retrying" in line or "Name or service" in line for line in lines)
+    assert sum("DEMO set" in line for line in lines) == 2

@@ -349,7 +349,7 @@ class OpenAIBackend(BackendBase):
         try:
             self._require_listed_model()
         except HttpStatusError as explained:
-            return HttpStatusError(f"{exc}; {explained}", 404)
+            return HttpStatusError(f"HTTP 404: {explained}", 404)
         return exc
 
     def check_alignment(self) -> Alignment:

@@ -297,8 +297,9 @@ def _status_message(status: int, url: str, text: str, key_env: str, key_set: boo
     """One line: status, the (redacted) URL, the server's words, what it means and what to do."""
     if status in (401, 403):
         state = "is set but was refused" if key_set else "is not set"
-        hint = (f"the API key was not accepted: the environment variable {key_env} (api_key_env, default "
-                f"OPENAI_API_KEY) {state}; put a valid key in it, or name another with --model-args api_key_env=VAR")
+        named = key_env if key_env == "OPENAI_API_KEY" else f"{key_env} (api_key_env; default OPENAI_API_KEY)"
+        hint = (f"the API key was not accepted: the environment variable {named} {state}; put a valid key in it, "
+                f"or name another with --model-args api_key_env=VAR")
     elif status == 404:
         hint = "not found: check the model name and --base-url (it usually ends in /v1)"
     else:

@@ -182,3 +182,11 @@ def test_pull_with_unreachable_hub_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 2 and "Traceback" not in result.stderr  # the offline note, then the error
     assert time.monotonic() - started < 60
     assert not list(tmp_path.iterdir())
+
+
+def test_a_users_task_with_a_subjects_file(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The FinEval example: subjects come from fineval/subject_mapping.json under the data dir."""
+    monkeypatch.setenv("EVALKIT_TASKS_PATH", str(Path(__file__).resolve().parents[1] / "examples" / "tasks"))
+    [result] = check_data_dir(data_dir, ["fineval"])
+    assert result.status == "ok", result.problems
+    assert result.found == ["dev: 34/34 subject files, 170 rows", "val: 34/34 subject files, 3,340 rows"]

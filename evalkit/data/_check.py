@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,11 +77,14 @@ def _check_mc(root: Path, task: str) -> TaskCheck:
         result.problems.append(f"{task}: not a multiple-choice task with a local data layout (data.local); "
                                "evalkit data check knows multiple-choice, MT-Bench, LongBench and text tasks")
         return result
+    subjects = _mc_subjects(spec, root, result)
+    if subjects is None:
+        return result
     splits = [s for s in (spec.fewshot_split, spec.eval_split) if s]
     cols = spec.columns
     for split in splits:
         files = rows = 0
-        for subject in spec.subset_names():
+        for subject in subjects:
             path = root / local.format(subject=subject, split=split)
             if not path.is_file():
                 result.missing.append(str(path))
@@ -92,11 +96,32 @@ def _check_mc(root: Path, task: str) -> TaskCheck:
             result.problems.extend(problems)
         if files:
             result.present = True
-        result.found.append(f"{split}: {files}/{len(spec.subset_names())} subject files, {rows:,} rows")
+        result.found.append(f"{split}: {files}/{len(subjects)} subject files, {rows:,} rows")
     if result.present and result.missing:  # a benchmark copy without some subjects is a broken copy
         result.problems.extend(f"{path}: missing (the {task} layout has it)" for path in result.missing)
         result.missing.clear()
     return result
+
+
+def _mc_subjects(spec: Any, root: Path, result: TaskCheck) -> list[str] | None:
+    """The task's subjects: listed in its YAML, else the keys of its `subjects_file` under the data dir."""
+    if spec.subset_names() or not spec.subjects_file:
+        return spec.subset_names() or [spec.name]
+    path = root / spec.subjects_file
+    if not path.is_file():
+        result.missing.append(str(path))
+        return None
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        result.present = True
+        result.problems.append(f"{path}: not a valid UTF-8 JSON subject mapping ({exc}); fix or download it again")
+        return None
+    if not isinstance(mapping, dict) or not mapping:
+        result.present = True
+        result.problems.append(f"{path}: expected a JSON object subject -> names; it holds no subjects")
+        return None
+    return [str(k) for k in mapping]
 
 
 def _check_mt_bench(root: Path, task: str) -> TaskCheck:

@@ -44,6 +44,7 @@ __all__ = ["Check", "EchoSample", "VerdictStore", "alignment_check", "alignment_
 
 PROBE_SEED = "A list of things, in no particular order: apples, rivers,"
 REFUSED = frozenset({400, 404, 405, 422, 501})
+MAX_TESTED_CONTEXT = 262_144  # longer declared contexts are reported, not sent (megabytes of prompt)
 _CONTEXT_KEYS = ("max_model_len", "context_length", "context_window", "max_context_length", "max_seq_len",
                  "n_ctx", "max_position_embeddings")
 
@@ -227,6 +228,8 @@ def context_check(client: ApiClient, model: str, declared: int | None, *, unit: 
     the second accepted. Token counts are estimated from the server's own usage of two short prompts."""
     if declared is None:
         return Check("context length", "info", "not declared in /v1/models (max_model_len or similar)")
+    if declared > MAX_TESTED_CONTEXT:
+        return Check("context length", "info", f"declared {declared}; not tested (over {MAX_TESTED_CONTEXT} tokens)")
     short, longer = _prompt_tokens(client, model, unit * 20), _prompt_tokens(client, model, unit * 40)
     if short is None or longer is None or longer <= short:
         return Check("context length", "info", f"declared {declared}; not tested (no token usage reported)")

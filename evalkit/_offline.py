@@ -20,7 +20,7 @@ import threading
 from functools import lru_cache
 from urllib.parse import urlparse
 
-__all__ = ["PROBE_TIMEOUT_S", "go_offline", "hub_reachable", "offline_requested", "probe_target"]
+__all__ = ["PROBE_TIMEOUT_S", "forget", "go_offline", "hub_reachable", "offline_requested", "probe_target"]
 
 PROBE_TIMEOUT_S = 1.5
 _TRUE = ("1", "true", "yes", "on")
@@ -72,12 +72,7 @@ def go_offline() -> None:
 
 
 @lru_cache(maxsize=1)
-def hub_reachable() -> bool:
-    """True when the HF hub answers a TCP connect within PROBE_TIMEOUT_S; decided once per process.
-
-    When it does not (or offline mode was asked for), the process is switched to offline mode; an unreachable
-    hub is reported with one line on stderr.
-    """
+def _probe_once() -> bool:
     if offline_requested():
         go_offline()
         return False
@@ -85,7 +80,28 @@ def hub_reachable() -> bool:
     if _connects(host, port, PROBE_TIMEOUT_S):
         return True
     go_offline()
-    print(f"note: the Hugging Face hub ({host}:{port}) is not reachable; running offline "
-          f"(local data, cached weights and the demo set only; set EVALKIT_OFFLINE=1 to skip this check)",
-          file=sys.stderr)
+    _unannounced.append(f"note: the Hugging Face hub ({host}:{port}) is not reachable; running offline "
+                        f"(local data, cached weights and the demo set only; set EVALKIT_OFFLINE=1 to skip this check)")
     return False
+
+
+_unannounced: list[str] = []  # the offline note, until someone prints it
+
+
+def hub_reachable(*, announce: bool = True) -> bool:
+    """True when the HF hub answers a TCP connect within PROBE_TIMEOUT_S; probed once per process.
+
+    When it does not (or offline mode was asked for), the process is switched to offline mode. An unreachable
+    hub is reported with one line on stderr, once; `announce=False` leaves the line to a later caller (for a
+    command that fails with its own one-line error instead).
+    """
+    reachable = _probe_once()
+    if announce and _unannounced:
+        print(_unannounced.pop(), file=sys.stderr)
+    return reachable
+
+
+def forget() -> None:
+    """Forget the probe's answer, so that the next `hub_reachable()` probes again (tests, long-lived servers)."""
+    _probe_once.cache_clear()
+    _unannounced.clear()

@@ -25,9 +25,9 @@ def _closed_port() -> int:
 def fresh_probe(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("EVALKIT_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.setenv(name, "0")  # restored after the test, whatever the probe sets
-    _offline.hub_reachable.cache_clear()
+    _offline.forget()
     yield
-    _offline.hub_reachable.cache_clear()
+    _offline.forget()
 
 
 def test_unreachable_hub_goes_offline_fast_and_says_so_once(fresh_probe: None, monkeypatch: pytest.MonkeyPatch,
@@ -103,3 +103,12 @@ def test_data_without_hub_falls_back_to_the_demo_set_at_once(tmp_path: Path) -> 
     assert sum("is not reachable; running offline" in line for line in lines) == 1
     assert not any("Retrying" in line or "Name or service" in line for line in lines)
     assert sum("DEMO set" in line for line in lines) == 2
+
+
+def test_a_caller_with_its_own_error_can_leave_the_note_out(fresh_probe: None, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("EVALKIT_HUB_PROBE", f"127.0.0.1:{_closed_port()}")
+    assert _offline.hub_reachable(announce=False) is False
+    assert capsys.readouterr().err == ""
+    assert _offline.hub_reachable() is False  # a later caller still tells the user, once
+    assert capsys.readouterr().err.count("not reachable") == 1

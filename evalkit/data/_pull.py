@@ -43,7 +43,7 @@ def pull(selections: Sequence[tuple[str, Sequence[str]]], to: Path, *, source: P
     if source is None:
         from evalkit._offline import hub_reachable, probe_target
 
-        if not hub_reachable():
+        if not hub_reachable(announce=False):  # the error below says it all, in one line
             host, port = probe_target()
             raise DataError(f"evalkit data pull: the Hugging Face hub ({host}:{port}) is not reachable from here; "
                             "pull on a machine that reaches it and copy the folder, then `evalkit data check DIR`")

@@ -190,3 +190,46 @@ def test_a_users_task_with_a_subjects_file(data_dir: Path, monkeypatch: pytest.M
     [result] = check_data_dir(data_dir, ["fineval"])
     assert result.status == "ok", result.problems
     assert result.found == ["dev: 34/34 subject files, 170 rows", "val: 34/34 subject files, 3,340 rows"]
+
+
+def _jsonl_repo(root: Path, configs: dict[str | None, dict[str, list[dict[str, object]]]]) -> None:
+    """A hub-format folder of JSON Lines files; config None is the dataset's only (default) config."""
+    import json
+
+    lines = ["---", "configs:"]
+    for config, splits in configs.items():
+        name = config or "default"
+        lines += [f"- config_name: {name}", "  data_files:"]
+        for split, records in splits.items():
+            target = root / name / f"{split}.jsonl"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+            lines += [f"  - split: {split}", f"    path: {name}/{split}.jsonl"]
+    (root / "README.md").write_text("\n".join([*lines, "---", ""]), encoding="utf-8")
+
+
+def test_pull_jsonl_and_text_datasets(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    hub = tmp_path / "hub"
+    questions = [json.loads(line) for line in (data_dir / "mt_bench" / "question.jsonl").read_text("utf-8").splitlines()]
+    prompts = [{"prompt_id": q["question_id"], "category": q["category"], "prompt": q["turns"],
+                "reference": q.get("reference", [])} for q in questions]  # the hub's field names
+    _jsonl_repo(hub / "HuggingFaceH4" / "mt_bench_prompts", {None: {"train": prompts}})
+    records = [json.loads(line) for line in
+               (data_dir / "longbench" / "data" / "multifieldqa_zh.jsonl").read_text("utf-8").splitlines()[:20]]
+    _jsonl_repo(hub / "THUDM" / "LongBench", {"multifieldqa_zh": {"test": records}})
+    pages = [{"page": " = Valkyria Chronicles = \n Senjō no Valkyria 3 is a game .\n"}, {"page": " = Tower = \n Tall .\n"}]
+    _jsonl_repo(hub / "EleutherAI" / "wikitext_document_level", {"wikitext-2-raw-v1": {"test": pages}})
+    out = tmp_path / "pulled"
+    rc = main(["data", "pull", "mt_bench", "longbench:multifieldqa_zh", "wikitext", "--to", str(out),
+               "--source", str(hub)])
+    assert rc == 0, capsys.readouterr()
+    pulled = [json.loads(line) for line in (out / "mt_bench" / "question.jsonl").read_text("utf-8").splitlines()]
+    assert pulled == questions  # FastChat's layout back
+    assert (out / "longbench" / "data" / "multifieldqa_zh.jsonl").read_text("utf-8").count("\n") == 20
+    assert (out / "wikitext2" / "wiki.test.raw").read_text("utf-8").startswith(" = Valkyria Chronicles = \n")
+    results = {r.task: r for r in check_data_dir(out, ["mt_bench", "longbench", "wikitext"])}
+    assert results["mt_bench"].found == ["question.jsonl: 80 questions"] and not results["mt_bench"].problems
+    assert results["longbench"].status == "partial"  # 1 of 21 datasets pulled; the others are optional
+    assert results["wikitext"].status == "ok"

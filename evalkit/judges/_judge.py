@@ -35,7 +35,7 @@ class Scorer(Protocol):
     def planned_calls(self, items: Sequence[JudgeItem]) -> int: ...
 
 
-class _Fields(dict):  # type: ignore[type-arg]
+class _Fields(dict[str, str]):
     def __missing__(self, key: str) -> str:
         raise TaskSpecError(f"judge prompt field '{{{key}}}' has no value for this item; "
                             "use the fields listed in evalkit/judges/_spec.py")

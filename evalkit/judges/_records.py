@@ -110,7 +110,7 @@ class Vote:
         """The number reducers work on: the rating, or the pairwise preference."""
         if self.value is None:
             return None
-        return self.preference if self.preference is not None else float(self.value)  # type: ignore[arg-type]
+        return self.preference if self.preference is not None else float(self.value)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"judge": self.judge, "sample": self.sample, "value": self.value,

@@ -12,14 +12,10 @@ only when no dataset of the run has real data, so demo items never mix into real
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from evalkit.errors import DataError
 from evalkit.tasks._data import (
@@ -106,21 +102,11 @@ def load_v2_templates(data_dir: Path | None, fallback: dict[str, str], *, record
     return dict(fallback), "evalkit fallback templates (tasks/longbench_v2.yaml; not the official wording)"
 
 
-@lru_cache(maxsize=4)
-def _hub_reachable(endpoint: str) -> bool:
-    """A 3-second TCP probe, so that an offline machine does not wait for `datasets`' retries per dataset."""
-    host = urlparse(endpoint).hostname or "huggingface.co"
-    port = urlparse(endpoint).port or 443
-    try:
-        with socket.create_connection((host, port), timeout=3):
-            return True
-    except OSError:
-        return False
-
-
 def hub_usable() -> bool:
     """Whether trying the HF hub makes sense here (not offline, reachable, not failed before)."""
-    return hub_allowed() and _hub_reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    from evalkit._offline import hub_reachable
+
+    return hub_allowed() and hub_reachable()
 
 
 def _local(path: Path, warn: Warn, record_file: RecordFile) -> Records | None:

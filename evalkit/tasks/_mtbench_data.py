@@ -72,7 +72,11 @@ def _hub_allowed() -> bool:
     if any(os.environ.get(v, "").lower() in ("1", "true", "yes")
            for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "EVALKIT_OFFLINE")):
         return False
-    return importlib.util.find_spec("datasets") is not None
+    if importlib.util.find_spec("datasets") is None:
+        return False
+    from evalkit._offline import hub_reachable
+
+    return hub_reachable()  # one short probe per process instead of datasets' retries
 
 
 def demo_dir() -> Path:
@@ -122,7 +126,10 @@ def _questions_from_file(path: Path) -> list[Question]:
 def _questions_from_hub() -> list[Question]:
     import datasets
 
-    ds = datasets.load_dataset(HUB_DATASET, split="train")
+    from evalkit._quiet import quiet_libraries
+
+    with quiet_libraries(capture_stderr=True):  # datasets' progress bars go to the run's log
+        ds = datasets.load_dataset(HUB_DATASET, split="train")
     return [_question(dict(r), f"hf:{HUB_DATASET} row {i}", f"hf:{HUB_DATASET}", id_key="prompt_id",
                       turns_key="prompt") for i, r in enumerate(ds)]
 

@@ -92,3 +92,17 @@ def test_a_task_with_bad_data_stops_alone(tmp_path: Path) -> None:
     assert record.status == "failed" and "empty.csv" in (record.error or "")
     assert "cmmlu" in record.tasks and "mytask" in record.failed_tasks
     _validate(run_dir / "results.json")
+
+
+def test_a_failed_run_is_marked_and_left_out_of_the_report(tmp_path: Path) -> None:
+    from evalkit.report import load_runs
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(DataError):
+        execute(RunOptions(model=FakeBackend(), tasks="ppl", task_args={"path": str(empty)}, output=tmp_path / "runs",
+                           quiet=True))
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    record = load_record(run_dir)
+    assert record.status == "failed" and not record.tasks and "empty.txt" in record.failed_tasks["ppl"]
+    assert load_runs(run_dir) == []  # nothing to show: the report skips it

@@ -25,7 +25,6 @@ from evalkit.backends._fake import FakeBackend
 from evalkit.backends._protocol import ResultCallback, StreamingResults
 from evalkit.errors import BackendError
 from evalkit.store import CachedBackend
-from evalkit.store._failed import is_failed, mark_failed, read_failure
 from evalkit.types import Completion, Conversation, GenConfig, LoglikelihoodRequest, Message, TokenLogprobs
 
 
@@ -281,21 +280,7 @@ def test_hf_long_text_keeps_its_finished_windows(tiny: Any, tmp_path: Path,
         assert ours.logprobs == pytest.approx(theirs.logprobs, abs=1e-5)
 
 
-# ---- a failed run's marker ----------------------------------------------------------------------------------------
-def test_mark_failed_writes_one_redacted_line(tmp_path: Path) -> None:
-    run = tmp_path / "runs" / "r1"
-    assert not is_failed(run) and read_failure(run) is None
-    error = BackendError("POST https://user:sk-SECRET@api.example.com/v1 failed with api_key=sk-SECRET\nTraceback")
-    path = mark_failed(run, error, stage="cmmlu")
-    record = json.loads(path.read_text(encoding="utf-8"))
-    assert record["status"] == "failed" and record["stage"] == "cmmlu" and record["error_type"] == "BackendError"
-    assert record["error"] == "BackendError: POST https://***@api.example.com/v1 failed with api_key=***"
-    assert is_failed(run) and read_failure(run) == record
-    (run / "failed.json").write_text("{not json", encoding="utf-8")
-    assert read_failure(run) is not None and "unreadable" in read_failure(run)["error"]  # type: ignore[index]
-
-
-# ---- a real run, killed with SIGKILL -----------------------------------------------------------------------------
+# ---- kill -9 of a real run ------------------------------------------------------------------------------------------
 _MODEL_ARGS = "layers=12,hidden_size=256,intermediate_size=1024"  # slow enough to be killed between batches
 _LIMIT, _SUBJECTS = 8, "agronomy,anatomy"
 _TOTAL = 2 * _LIMIT * 4  # two subjects x questions x four letters

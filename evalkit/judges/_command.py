@@ -17,7 +17,6 @@ from typing import Any
 
 from evalkit.errors import ConfigError, DataError
 from evalkit.judges._aggregate import summarize
-from evalkit.judges._answers import load_model_answers, load_questions
 from evalkit.judges._runner import (
     BackendFactory,
     build_items,
@@ -28,7 +27,8 @@ from evalkit.judges._runner import (
     sample_row,
 )
 from evalkit.judges._spec import JudgeConfig
-from evalkit.records import ModelRecord, RunRecord, Scores, TaskRecord
+from evalkit.records import ModelRecord, RunRecord, TaskRecord
+from evalkit.tasks import load_model_answers, load_questions
 
 __all__ = ["JudgeRunOptions", "run_judge"]
 
@@ -130,10 +130,10 @@ def run_judge(options: JudgeRunOptions, *, backend_factory: BackendFactory | Non
 def _task_record(summary: dict[str, Any], n: int) -> TaskRecord:
     rel = summary["reliability"]
     metrics = {k: rel[k] for k in ("valid_rate", "parse_rate", "position_consistency") if rel.get(k) is not None}
-    subtasks = {m: {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    subtasks = {str(m): {str(k): v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
                 for m, s in summary["scores"].items()}
-    return TaskRecord(kind="judged_answers", family="judged", metrics=Scores(metrics),
-                      subtasks={m: Scores(v) for m, v in subtasks.items()}, n=n)
+    return TaskRecord.model_validate({"kind": "judged_answers", "family": "judged", "metrics": metrics,
+                                      "subtasks": subtasks, "n": n})
 
 
 def _record(run_id: str, options: JudgeRunOptions, definition: Any, questions_source: str) -> RunRecord:
@@ -141,7 +141,7 @@ def _record(run_id: str, options: JudgeRunOptions, definition: Any, questions_so
 
     return RunRecord(
         run_id=run_id, created=datetime.now(timezone.utc).isoformat(timespec="seconds"), source="evalkit-judge",
-        model=ModelRecord(backend="answers", models=[], answers=str(options.answers)),
+        model=ModelRecord.model_validate({"backend": "answers", "models": [], "answers": str(options.answers)}),
         config={"answers": str(options.answers), "data_dir": str(options.data_dir) if options.data_dir else None,
                 "questions": questions_source, "limit": options.limit, "turns": list(options.turns),
                 "categories": list(options.categories), "seed": options.seed, "judge": definition.name},

@@ -100,7 +100,9 @@ class RunWriter:
 
     def fail_task(self, name: str, error: str) -> None:
         """Record a task that stopped with an error; the tasks already done stay."""
-        self.update(failed_tasks={**self.record.failed_tasks, name: error})
+        from evalkit._redact import redact_text
+
+        self.update(failed_tasks={**self.record.failed_tasks, name: redact_text(error)})
 
     def update(self, **fields: Any) -> None:
         """Change top-level fields of the record and rewrite results.json."""
@@ -109,8 +111,10 @@ class RunWriter:
 
     def finish(self, error: str | None = None, **fields: Any) -> Path:
         """Mark the run complete (or failed, with the error) and write results.json a last time."""
+        from evalkit._redact import redact_text
+
         status = "failed" if error is not None else "complete"
-        self.update(status=status, error=error, **fields)
+        self.update(status=status, error=None if error is None else redact_text(error), **fields)
         return self.path
 
     def write_results(self) -> Path:

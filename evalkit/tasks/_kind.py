@@ -55,7 +55,7 @@ class TaskOutcome:
     info:     extra facts for results.json (skipped rows, truncations, usage, prompt style, ...)
     """
 
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # None: could not be computed (say why in info["metric_notes"])
     n: int
     groups: dict[str, dict[str, float]] = field(default_factory=dict)
     subtasks: dict[str, dict[str, float]] = field(default_factory=dict)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import importlib.util
 import io
 import os
 import sys
@@ -297,17 +298,14 @@ def hub_allowed() -> bool:
 
 def load_hub(hub: HubSource, subject: str, split: str) -> list[dict[str, Any]] | None:
     """Rows from the hub, or None when the hub (or `datasets`) is not available here."""
-    if not hub_allowed():
-        return None
-    try:
-        import datasets
-    except ImportError:
+    if not hub_allowed() or importlib.util.find_spec("datasets") is None:
         return None
     from evalkit._offline import hub_reachable
     from evalkit._quiet import quiet_libraries
 
     if not hub_reachable():  # one short probe per process (then offline mode) instead of datasets' retries
         return None
+    import datasets  # ~2 s to import: only once the hub is known to be there
     name = hub.name.format(subject=subject) if hub.name else None
     try:
         with quiet_libraries(capture_stderr=True):  # datasets' progress bars go to the run's log

@@ -39,6 +39,7 @@ class RunOptions:
     executor: str = "local"
     concurrency: int | None = None
     quiet: bool = False
+    verbose: bool = False  # show other libraries' logs, progress bars and warnings (else: runs/<id>/log.txt)
     extra: dict[str, Any] = field(default_factory=dict)
     ray_workers: int | None = None  # --executor ray: actors (default: one per GPU, else 2; EVALKIT_RAY_WORKERS)
     ray_address: str | None = None  # --executor ray: cluster to join (default RAY_ADDRESS, else a local one)

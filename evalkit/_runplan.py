@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.backends._registry import parse_kv, resolve
 from evalkit.errors import ConfigError
+from evalkit.store._rundir import new_run_id
+from evalkit.store._writer import ensure_output_dir
 
 if TYPE_CHECKING:
     from evalkit._options import RunOptions
@@ -34,6 +36,12 @@ class RunPlan:
     judge: Any
     data_dir: Path | None
     cache_path: Path | None
+    run_id: str
+
+    @property
+    def run_dir(self) -> Path:
+        """runs/<run_id>/ (created when the run starts)."""
+        return Path(self.options.output) / self.run_id
 
     @property
     def task_labels(self) -> list[str]:
@@ -113,6 +121,11 @@ def plan_run(options: RunOptions) -> RunPlan:
     model_args = _model_args(options)
     resolved = resolve(options.model, model_args) if isinstance(options.model, str) else None
     cache_path = None if options.no_cache else Path(options.cache or Path(options.output) / ".cache.sqlite")
-    return RunPlan(options=options, selections=selections, task_args=task_args, model_args=model_args,
+    ensure_output_dir(Path(options.output))
+    if isinstance(options.model, str):
+        model_id = resolved[1] if resolved else options.model
+    else:
+        model_id = options.model.identity.model
+    return RunPlan(run_id=new_run_id(model_id), options=options, selections=selections, task_args=task_args, model_args=model_args,
                    model_name=options.model if isinstance(options.model, str) else None, resolved=resolved,
                    judge=_judge_config(options, cache_path), data_dir=_data_dir(options), cache_path=cache_path)

@@ -65,6 +65,7 @@ def run(
     ray_workers: Annotated[int | None, typer.Option(help="--executor ray: number of model workers")] = None,
     ray_address: Annotated[str | None, typer.Option(help="--executor ray: cluster address (default: RAY_ADDRESS or local)")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Concurrent requests for API backends")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show other libraries' logs and progress bars (else they go to runs/<id>/log.txt)")] = False,
 ) -> None:
     """Evaluate a model on tasks and write runs/<run_id>/ (results.json, samples/, manifest.json)."""
     from evalkit.runner import RunOptions, run_from_cli
@@ -75,7 +76,7 @@ def run(
         judge_models=tuple(judge_model or ()), judge_args=judge_args, judge_votes=judge_votes,
         judge_mode=judge_mode, judge_reducer=reducer, dry_run=dry_run, seed=seed,
         cache=cache, no_cache=no_cache, executor=executor, concurrency=concurrency, ray_workers=ray_workers,
-        ray_address=ray_address)
+        ray_address=ray_address, verbose=verbose)
     run_from_cli(options)
 
 

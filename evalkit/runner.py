@@ -26,7 +26,7 @@ from evalkit._runtasks import run_tasks
 from evalkit.backends._protocol import Backend, BackendBase
 from evalkit.errors import EvalkitError
 from evalkit.records import ModelRecord, RunRecord
-from evalkit.store._rundir import file_sha256, new_run_id
+from evalkit.store._rundir import file_sha256
 from evalkit.store._writer import RunWriter
 
 __all__ = ["RunOptions", "execute", "package_versions", "run_from_cli"]
@@ -75,7 +75,9 @@ def build_backend(plan: RunPlan, console: Any) -> BackendBase:
         from evalkit.backends._registry import load_resolved
 
         assert plan.resolved is not None
-        with console.status(f"loading model {options.model} ..."):
+        from evalkit._quiet import quiet_libraries
+
+        with console.status(f"loading model {options.model} ..."), quiet_libraries(capture_stderr=True):
             backend = load_resolved(*plan.resolved)
     base = as_base_backend(backend)
     if options.batch_size:
@@ -131,8 +133,8 @@ def _new_record(plan: RunPlan, backend: BackendBase) -> RunRecord:
               "seed": options.seed, "data_dir": str(plan.data_dir) if plan.data_dir else None,
               "judge": options.judge, "judge_models": list(options.judge_models),
               "judge_votes": options.judge_votes}
-    return RunRecord(run_id=new_run_id(identity.model), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     model=ModelRecord(**{**identity.as_dict(), "name": plan.model_name}), config=config,
+    return RunRecord(run_id=plan.run_id, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     model=ModelRecord.model_validate({**identity.as_dict(), "name": plan.model_name}), config=config,
                      versions=package_versions())
 
 
@@ -156,15 +158,22 @@ def execute(options: RunOptions) -> Path:
         EvalkitError: a bad option or task (before anything runs), or the first task that stopped; its
             message notes where the results so far are.
     """
-    import time
-
     from rich.console import Console
+
+    from evalkit._quiet import quiet_libraries
 
     console = Console(stderr=True, quiet=options.quiet, soft_wrap=True)
     plan = plan_run(options)
-    _seed_everything(options.seed)
+    with quiet_libraries(plan.run_dir / "log.txt", verbose=options.verbose or None):
+        return _execute(plan, console)
+
+
+def _execute(plan: RunPlan, console: Any) -> Path:
+    import time
+
+    _seed_everything(plan.options.seed)
     backend = build_backend(plan, console)
-    writer = RunWriter(Path(options.output), _new_record(plan, backend))
+    writer = RunWriter(Path(plan.options.output), _new_record(plan, backend))
     warnings: list[str] = []
 
     def warn(message: str) -> None:
@@ -177,7 +186,7 @@ def execute(options: RunOptions) -> Path:
     try:
         data_files, failures = run_tasks(plan, backend, writer, console, warn)
         first = failures[0] if failures else None
-    except BaseException as exc:
+    except BaseException as exc:  # record why the run stopped, then let it propagate
         first = exc
         raise
     finally:

@@ -97,7 +97,9 @@ def hub_reachable(*, announce: bool = True) -> bool:
     """
     reachable = _probe_once()
     if announce and _unannounced:
-        print(_unannounced.pop(), file=sys.stderr)
+        from evalkit._quiet import tell_user
+
+        tell_user(_unannounced.pop())  # reaches the terminal even while a model load's stderr goes to the log
     return reachable
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["LIBRARY_LOGGERS", "quiet_libraries"]
+__all__ = ["LIBRARY_LOGGERS", "quiet_libraries", "tell_user"]
 
 LIBRARY_LOGGERS = ("transformers", "datasets", "huggingface_hub", "accelerate", "httpx", "httpcore", "urllib3",
                    "filelock", "gguf", "torch", "fsspec", "peft")
@@ -53,6 +53,16 @@ class _Block:
 
 
 _ACTIVE: list[_Block] = []  # the quiet blocks open in this process, innermost last
+_TERMINAL_FDS: list[int] = []  # copies of the real stderr, kept while fd 2 points at a log
+
+
+def tell_user(line: str) -> None:
+    """Print one line of evalkit's own on the real stderr, even inside a `capture_stderr=True` block."""
+    sys.stderr.flush()
+    if _TERMINAL_FDS:
+        os.write(_TERMINAL_FDS[0], (line + "\n").encode("utf-8", "replace"))
+    else:
+        print(line, file=sys.stderr)
 
 
 @contextmanager
@@ -206,9 +216,11 @@ def _stderr_to(stream: IO[str]) -> Iterator[None]:
     stream.flush()
     saved = os.dup(2)
     os.dup2(stream.fileno(), 2)
+    _TERMINAL_FDS.append(saved)
     try:
         yield
     finally:
         sys.stderr.flush()
+        _TERMINAL_FDS.remove(saved)
         os.dup2(saved, 2)
         os.close(saved)

@@ -98,3 +98,16 @@ def test_model_loading_is_quiet_unless_verbose(tmp_path: Path, capfd: pytest.Cap
     monkeypatch.setenv("EVALKIT_VERBOSE", "1")
     load_model(str(folder), {})
     assert "Loading weights" in capfd.readouterr().err
+
+
+def test_evalkits_own_line_reaches_the_terminal_inside_a_capture(tmp_path: Path,
+                                                                 capfd: pytest.CaptureFixture[str]) -> None:
+    from evalkit._quiet import tell_user
+
+    log = tmp_path / "log.txt"
+    with quiet_libraries(log, verbose=False), quiet_libraries(capture_stderr=True):
+        os.write(2, b"library chatter\n")
+        tell_user("note: the hub is not reachable; running offline")
+    err = capfd.readouterr().err
+    assert err == "note: the hub is not reachable; running offline\n"
+    assert "library chatter" in log.read_text(encoding="utf-8")

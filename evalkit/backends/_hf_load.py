@@ -13,12 +13,11 @@ import importlib.util
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit._quiet import quiet_libraries
+from evalkit._quiet import quiet_libraries, tell_user
 from evalkit.errors import ConfigError, MissingDependency
 
 __all__ = ["LoadedModel", "cache_root", "load_model"]
@@ -134,7 +133,7 @@ def _gguf_to_cache(name: str) -> tuple[Path, str]:
     for module in ("gguf", "accelerate"):
         if importlib.util.find_spec(module) is None:
             raise MissingDependency("loading the embedded GGUF model", "hf", module)
-    print(f"converting {filename} to a safetensors cache (once, about a minute): {target}", file=sys.stderr)
+    tell_user(f"converting {filename} to a safetensors cache (once, about a minute): {target}")
     with quiet_libraries(capture_stderr=True):
         _convert_gguf(gguf, target)
     return target, revision

@@ -15,6 +15,7 @@ import typer
 from evalkit.errors import GateError
 
 if TYPE_CHECKING:
+    from evalkit.api import RunResult
     from evalkit.gate._records import GateReport
 
 __all__ = ["gate", "register", "render_report"]
@@ -77,6 +78,8 @@ def gate(
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here (one testcase per check)")] = None,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples")] = 10_000,
+    allow_demo: Annotated[bool, typer.Option(
+        "--allow-demo", help="Gate a run scored on evalkit's demo set (refused otherwise: its numbers mean nothing)")] = False,
 ) -> None:
     """Check a run against thresholds and/or a baseline run. Exit 0 pass, 1 fail, 2 usage error."""
     from evalkit.api import RunResult
@@ -91,6 +94,9 @@ def gate(
     maximums = [parse_threshold(t, "max") for t in maximum or ()]
     run = RunResult.load(results)
     base = RunResult.load(baseline) if baseline is not None else None
+    _refuse_demo(run, "the run", allow_demo)
+    if base is not None:
+        _refuse_demo(base, "the baseline", allow_demo)
     drops = parse_max_drops(tuple(max_drop or ())) if max_drop else None
     report = run_gate(run, minimums=minimums, maximums=maximums, baseline=base, max_drop=drops, alpha=alpha,
                       tasks=tuple(task or ()), resamples=resamples, seed=seed)
@@ -99,6 +105,17 @@ def gate(
         write_junit(report, junit)
     if not report.passed:
         raise GateFailed(f"{len(report.failures)} gate check(s) failed")
+
+
+def _refuse_demo(run: RunResult, what: str, allowed: bool) -> None:
+    demo = [name for name, task in run.tasks.items() if task.record.demo_data]
+    if not demo:
+        return
+    if not allowed:
+        raise GateError(f"{what} ({run.run_id}) scored {', '.join(demo)} on evalkit's demo set, not the real "
+                        f"benchmark: rerun with --data-dir (or evalkit data pull), or pass --allow-demo to gate it anyway")
+    print(f"note: {what} scored {', '.join(demo)} on the DEMO set (--allow-demo): these numbers are not benchmark "
+          f"results", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:

@@ -54,6 +54,7 @@ class Cell:
     run_id: str
     rank: int
     best: bool
+    demo: bool = False  # scored on evalkit's demo set, not the real benchmark
 
 
 @dataclass(frozen=True)
@@ -115,17 +116,17 @@ def _competition_ranks(values: Sequence[float], lower_better: bool) -> list[int]
 
 
 def _rank_column(rows: Sequence[Row], column: Column) -> dict[int, Cell]:
-    found: list[tuple[int, Value, str]] = []
+    found: list[tuple[int, Value, str, bool]] = []
     for index, row in enumerate(rows):
         pair = row.results.get(column.task)
         if pair is None:
             continue
         value = pair[1].value(column.metric, column.group)
         if value is not None:
-            found.append((index, value, pair[0].page_id))
-    ranks = _competition_ranks([v.value for _, v, _ in found], column.lower_better)
-    return {index: Cell(value, run_id, rank, best=rank == 1 and len(found) > 1)
-            for (index, value, run_id), rank in zip(found, ranks)}
+            found.append((index, value, pair[0].page_id, bool(pair[1].info.get("demo_data"))))
+    ranks = _competition_ranks([v.value for _, v, _, _ in found], column.lower_better)
+    return {index: Cell(value, run_id, rank, best=rank == 1 and len(found) > 1, demo=demo)
+            for (index, value, run_id, demo), rank in zip(found, ranks)}
 
 
 def overview_columns(rows: Sequence[Row], *, groups: bool = True) -> list[Column]:

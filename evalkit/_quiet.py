@@ -160,7 +160,7 @@ def _diverted_loggers(stream: IO[str]) -> Iterator[None]:
         saved.append((logger, list(logger.handlers), logger.propagate, logger.level))
         logger.handlers = [handler]
         logger.propagate = False
-        logger.setLevel(logging.INFO)
+        logger.setLevel(logging.WARNING)  # what the terminal would have shown; INFO dumps whole model configs
         patched.append((logger, logger.__dict__.get("addHandler")))
         # a library configuring its logger on first import adds its own stderr handler: hold it back
         logger.addHandler = _holder(logger, held)  # type: ignore[method-assign]

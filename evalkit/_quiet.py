@@ -4,8 +4,8 @@ transformers, datasets, huggingface_hub, accelerate and gguf print progress bars
 "Converting and de-quantizing GGUF tensors"), INFO lines and FutureWarnings that say nothing about the
 evaluation. Inside `quiet_libraries(...)`:
 
-- their loggers' warnings and errors go to the log file only, INFO is dropped (a handler a library installs on first import, such as
-  transformers' stderr handler, is held back until the block ends);
+- their loggers' warnings and errors go to the log file only, INFO is dropped (a handler a library installs
+  on first import, such as transformers' stderr handler, is held back until the block ends);
 - their progress bars are off (huggingface_hub's switch, which transformers follows when first imported;
   `datasets` keeps its own: load datasets inside a `capture_stderr=True` block);
 - `warnings` from other code go to the log; evalkit's own RuntimeWarning/UserWarning still show;

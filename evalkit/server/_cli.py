@@ -21,6 +21,8 @@ def register(app: typer.Typer) -> None:
         served_name: Annotated[str | None, typer.Option(help="Model id clients send (default: --model)")] = None,
         cache: Annotated[str | None, typer.Option(help="Response cache file (SQLite); off by default")] = None,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+        batch_window_ms: Annotated[float, typer.Option(min=0, help="How long a request waits for others to join its batch")] = 5.0,
+        max_batch: Annotated[int, typer.Option(min=1, help="Most requests (prompts) generated or scored as one batch")] = 64,
         verbose: Annotated[bool, typer.Option("--verbose", help="Show other libraries' output (progress bars, warnings)")] = False,
     ) -> None:
         """Serve a model over an OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/completions."""
@@ -45,4 +47,5 @@ def register(app: typer.Typer) -> None:
             name = served_name or model
             typer.echo(f"evalkit serve: {name} ({backend.identity.cache_key()}) on http://{host}:{port}/v1",
                        err=True)
-            serve_forever(create_app(backend, name), host=host, port=port, log_level=log_level)
+            app = create_app(backend, name, batch_window_ms=batch_window_ms, max_batch=max_batch)
+            serve_forever(app, host=host, port=port, log_level=log_level)

@@ -72,13 +72,7 @@ def build_backend(plan: RunPlan, console: Any) -> BackendBase:
     elif not isinstance(options.model, str):
         backend = options.model
     else:
-        from evalkit.backends._registry import load_resolved
-
-        assert plan.resolved is not None
-        from evalkit._quiet import quiet_libraries
-
-        with console.status(f"loading model {options.model} ..."), quiet_libraries(capture_stderr=True):
-            backend = load_resolved(*plan.resolved)
+        backend = _load_or_defer(plan, console)
     base = as_base_backend(backend)
     if options.batch_size:
         base.set_batch_size(options.batch_size)
@@ -88,6 +82,33 @@ def build_backend(plan: RunPlan, console: Any) -> BackendBase:
 
     # local scorers share prefixes within one call: give them whole subjects, not small chunks
     return CachedBackend(base, plan.cache_path, chunk_size=base.cache_chunk_size)
+
+
+def _load_or_defer(plan: RunPlan, console: Any) -> BackendBase:
+    """A transformers model behind the response cache is loaded only when a request misses the cache (a fully
+    cached rerun never loads it); any other backend is built now."""
+    from contextlib import ExitStack
+
+    from evalkit._quiet import quiet_libraries
+    from evalkit.backends._registry import load_resolved
+
+    assert plan.resolved is not None
+    kind, model, args = plan.resolved
+
+    def loading() -> ExitStack:
+        stack = ExitStack()
+        stack.enter_context(console.status(f"loading model {plan.options.model} ..."))
+        stack.enter_context(quiet_libraries(capture_stderr=True))
+        return stack
+
+    if kind == "hf" and plan.cache_path is not None:
+        from evalkit.backends._deferred import DeferredBackend, memo_path_for
+
+        return DeferredBackend(kind, model, args, memo_path_for(plan.cache_path), load_resolved, loading)
+    from evalkit.backends import as_base_backend
+
+    with loading():
+        return as_base_backend(load_resolved(kind, model, args))
 
 
 # ---- step 4: finalise -----------------------------------------------------------------------------------------

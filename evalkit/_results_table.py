@@ -41,5 +41,8 @@ def print_results(path: Path) -> None:
                                   "" if metric.stderr is None else f"{metric.stderr:.4f}", str(scores.count or ""))
     for name, error in record.failed_tasks.items():
         table.add_row(name, "", "failed", "", "", error[:120])
-    Console().print(table)
-    Console().print(f"run directory: {path}")
+    import sys
+
+    console = Console(width=None if sys.stdout.isatty() else 160)  # piped output: no 80-column wrapping
+    console.print(table)
+    console.print(f"run directory: {path}", soft_wrap=True)

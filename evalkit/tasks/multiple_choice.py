@@ -290,7 +290,8 @@ def _data_warnings(spec: MultipleChoiceSpec, ctx: RunContext, loaded: dict[str, 
     looked = local_paths(spec.data, ctx.data_dir, missing or list(loaded), spec.eval_split)
     if origin == "demo":
         searched = f" (looked for {looked[0]}{' and others' if len(looked) > 1 else ''})" if looked else ""
-        ctx.warn(f"{spec.name}: using evalkit's small DEMO set ({len(loaded)} subject{'' if len(loaded) == 1 else 's'} of original questions, "
+        subjects = f"{len(loaded)} subject{'' if len(loaded) == 1 else 's'}"
+        ctx.warn(f"{spec.name}: using evalkit's small DEMO set ({subjects} of original questions, "
                  f"not the real benchmark){searched}; pass --data-dir for real numbers")
     elif missing and origin == "local":
         shown = ", ".join(str(p) for p in looked[:3]) + (", ..." if len(looked) > 3 else "")

@@ -147,7 +147,7 @@ def parse_mc_options(task_args: Mapping[str, str], *, repeats: int | None = None
     temperature = _flag_float(task_args, "temperature", 0.0, 2.0)
     extractor = task_args.get("extractor") or None
     return McOptions(
-        mode=mode,  # type: ignore[arg-type]  # checked against MODES above
+        mode=mode,  # narrowed to Mode by the MODES check above
         max_tokens=_flag_int(task_args, "max_tokens", 1), repeats=count,
         temperature=temperature if temperature is not None else (SAMPLING_TEMPERATURE if count > 1 else 0.0),
         top_p=_flag_float(task_args, "top_p", 0.0, 1.0), circular=_flag_bool(task_args, "circular"),

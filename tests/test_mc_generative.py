@@ -95,7 +95,7 @@ class Recorder:
 
     @property
     def identity(self) -> ModelIdentity:
-        return self.inner.identity  # type: ignore[no-any-return]
+        return self.inner.identity
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         raise NotImplementedError
@@ -105,7 +105,7 @@ class Recorder:
 
     def generate(self, conversations: Sequence[Conversation], config: GenConfig) -> list[Completion]:
         self.configs.append(config)
-        return self.inner.generate(conversations, config)  # type: ignore[no-any-return]
+        return self.inner.generate(conversations, config)
 
 
 def test_repeats_use_distinct_recorded_seeds_and_give_k_sample_metrics(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ class RunOptions:
     judge_reducer: str = "mean"
     dry_run: bool = False
     seed: int = 0
+    repeats: int | None = None  # samples per question of generative tasks (maj@K, pass@K)
     cache: Path | None = None
     no_cache: bool = False
     executor: str = "local"

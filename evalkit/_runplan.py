@@ -66,6 +66,8 @@ def _check_numbers(options: RunOptions) -> None:
             raise ConfigError(f"--batch-size {options.batch_size}: use a whole number of 1 or more, or auto")
     if options.judge_votes < 1:
         raise ConfigError(f"--judge-votes {options.judge_votes}: must be 1 or more")
+    if options.repeats is not None and options.repeats < 1:
+        raise ConfigError(f"--repeats {options.repeats}: samples per question must be at least 1")
     if options.concurrency is not None and options.concurrency < 1:
         raise ConfigError(f"--concurrency {options.concurrency}: must be 1 or more")
     if options.cache is not None and options.no_cache:

@@ -87,7 +87,8 @@ def _context(plan: RunPlan, selection: TaskSelection, progress: Any, bar: Any, w
     return RunContext(data_dir=plan.data_dir, limit=options.limit, num_fewshot=options.num_fewshot,
                       seed=options.seed, subsets=selection.subsets, task_args=dict(plan.task_args),
                       batch_size=options.batch_size, set_total=lambda n: progress.update(bar, total=n),
-                      advance=lambda n: progress.advance(bar, n), warn=warn, judge=plan.judge)
+                      advance=lambda n: progress.advance(bar, n), warn=warn, judge=plan.judge,
+                      repeats=options.repeats, cache_path=plan.cache_path)
 
 
 def _uses_demo(files: set[str]) -> bool:

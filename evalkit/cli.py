@@ -59,6 +59,7 @@ def run(
     reducer: Annotated[str, typer.Option(help="Vote reducer: mean, median or majority")] = "mean",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Judged tasks: print how many judge calls would be made")] = False,
     seed: Annotated[int, typer.Option(help="Seed for sampling and shuffles")] = 0,
+    repeats: Annotated[int | None, typer.Option(help="Generative tasks: sample K answers per question (maj@K, pass@K, mean@K)")] = None,
     cache: Annotated[Path | None, typer.Option(help="Response cache file (default runs/.cache.sqlite)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache")] = False,
     executor: Annotated[str, typer.Option(help="local or ray")] = "local",
@@ -74,7 +75,7 @@ def run(
         model=model, tasks=tasks, model_args=model_args, task_args=task_args, num_fewshot=num_fewshot,
         limit=limit, batch_size=batch_size, data_dir=data_dir, output=output, base_url=base_url, judge=judge,
         judge_models=tuple(judge_model or ()), judge_args=judge_args, judge_votes=judge_votes,
-        judge_mode=judge_mode, judge_reducer=reducer, dry_run=dry_run, seed=seed,
+        judge_mode=judge_mode, judge_reducer=reducer, dry_run=dry_run, seed=seed, repeats=repeats,
         cache=cache, no_cache=no_cache, executor=executor, concurrency=concurrency, ray_workers=ray_workers,
         ray_address=ray_address, verbose=verbose)
     run_from_cli(options)

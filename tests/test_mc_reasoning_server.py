@@ -35,7 +35,7 @@ QUESTIONS = [
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         question = body["messages"][-1]["content"]
         reasoning, content, finish = next(v for k, v in SCRIPT.items() if k in question)

@@ -74,26 +74,26 @@ class _PlainBackend(BackendBase):
     @property
     def identity(self) -> ModelIdentity:
         """The wrapped object's identity."""
-        return self.inner.identity  # type: ignore[no-any-return]
+        return self.inner.identity
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], **kw: Any) -> list[LoglikelihoodResult]:
         """Forwarded (`can_score`)."""
         if not self.can_score:
             return super().loglikelihood(requests)
-        return self.inner.loglikelihood(requests, **kw)  # type: ignore[no-any-return]
+        return self.inner.loglikelihood(requests, **kw)
 
     def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None,
                               **kw: Any) -> list[TokenLogprobs]:
         """Forwarded (`can_score`)."""
         if not self.can_score:
             return super().loglikelihood_rolling(texts, stride=stride)
-        return self.inner.loglikelihood_rolling(texts, stride=stride, **kw)  # type: ignore[no-any-return]
+        return self.inner.loglikelihood_rolling(texts, stride=stride, **kw)
 
     def generate(self, conversations: Sequence[Conversation], config: GenConfig, **kw: Any) -> list[Completion]:
         """Forwarded."""
         if not _has(self.inner, "generate"):
             return super().generate(conversations, config)
-        return self.inner.generate(conversations, config, **kw)  # type: ignore[no-any-return]
+        return self.inner.generate(conversations, config, **kw)
 
     @property
     def supports_prefill(self) -> bool:
@@ -122,13 +122,13 @@ class _PlainBackend(BackendBase):
         """Forwarded (`can_complete`)."""
         if not self.can_complete:
             return super().complete(prompts, config)
-        return self.inner.complete(prompts, config, **kw)  # type: ignore[no-any-return]
+        return self.inner.complete(prompts, config, **kw)
 
     def render_chat(self, conversation: Conversation, *, add_generation_prompt: bool = True) -> str:
         """Forwarded (`can_render_chat`)."""
         if not self.can_render_chat:
             return super().render_chat(conversation, add_generation_prompt=add_generation_prompt)
-        return self.inner.render_chat(conversation, add_generation_prompt=add_generation_prompt)  # type: ignore[no-any-return]
+        return self.inner.render_chat(conversation, add_generation_prompt=add_generation_prompt)
 
     @property
     def max_length(self) -> int:
@@ -141,24 +141,24 @@ class _PlainBackend(BackendBase):
         """Forwarded (`can_tokenize`)."""
         if not self.can_tokenize:
             return super().encode(text)
-        return self.inner.encode(text)  # type: ignore[no-any-return]
+        return self.inner.encode(text)
 
     def decode(self, tokens: Sequence[int]) -> str:
         """Forwarded (`can_tokenize`)."""
         if not self.can_tokenize:
             return super().decode(tokens)
-        return self.inner.decode(tokens)  # type: ignore[no-any-return]
+        return self.inner.decode(tokens)
 
     def complete_logprobs(self, prompts: Sequence[str], config: GenConfig,
                           top_logprobs: int) -> list[list[tuple[TokenChoice, ...]]]:
         """Forwarded (`can_complete_logprobs`)."""
         if not self.can_complete_logprobs:
             return super().complete_logprobs(prompts, config, top_logprobs)
-        return self.inner.complete_logprobs(prompts, config, top_logprobs)  # type: ignore[no-any-return]
+        return self.inner.complete_logprobs(prompts, config, top_logprobs)
 
     def chat_logprobs(self, conversations: Sequence[Conversation], config: GenConfig, top_logprobs: int,
                       prefills: Sequence[str | None] | None = None) -> list[tuple[TokenChoice, ...]]:
         """Forwarded (`can_chat_logprobs`)."""
         if not self.can_chat_logprobs:
             return super().chat_logprobs(conversations, config, top_logprobs, prefills)
-        return self.inner.chat_logprobs(conversations, config, top_logprobs, prefills)  # type: ignore[no-any-return]
+        return self.inner.chat_logprobs(conversations, config, top_logprobs, prefills)

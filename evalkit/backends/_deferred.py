@@ -139,15 +139,15 @@ class DeferredBackend(BackendBase):
             return ModelIdentity(saved["backend"], saved["model"], saved["revision"], dict(saved["details"]))
         return self.load().identity
 
-    can_score = property(lambda self: bool(self._remembered("can_score")))  # type: ignore[assignment]
-    can_complete = property(lambda self: bool(self._remembered("can_complete")))  # type: ignore[assignment]
-    can_render_chat = property(lambda self: bool(self._remembered("can_render_chat")))  # type: ignore[assignment]
-    can_tokenize = property(lambda self: bool(self._remembered("can_tokenize")))  # type: ignore[assignment]
-    can_complete_logprobs = property(  # type: ignore[assignment]
+    can_score = property(lambda self: bool(self._remembered("can_score")))
+    can_complete = property(lambda self: bool(self._remembered("can_complete")))
+    can_render_chat = property(lambda self: bool(self._remembered("can_render_chat")))
+    can_tokenize = property(lambda self: bool(self._remembered("can_tokenize")))
+    can_complete_logprobs = property(
         lambda self: bool(self._remembered("can_complete_logprobs")))
-    can_chat_logprobs = property(lambda self: bool(self._remembered("can_chat_logprobs")))  # type: ignore[assignment]
-    streams_results = property(lambda self: bool(self._remembered("streams_results")))  # type: ignore[assignment]
-    cache_chunk_size = property(lambda self: self._remembered("cache_chunk_size"))  # type: ignore[assignment]
+    can_chat_logprobs = property(lambda self: bool(self._remembered("can_chat_logprobs")))
+    streams_results = property(lambda self: bool(self._remembered("streams_results")))
+    cache_chunk_size = property(lambda self: self._remembered("cache_chunk_size"))
 
     @property
     def supports_prefill(self) -> bool:
@@ -180,20 +180,20 @@ class DeferredBackend(BackendBase):
     # ---- every request loads the model --------------------------------------------------------------------------
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], **kw: Any) -> list[LoglikelihoodResult]:
         """Forwarded to the loaded backend."""
-        return self.load().loglikelihood(requests, **kw)  # type: ignore[call-arg]
+        return self.load().loglikelihood(requests, **kw)
 
     def loglikelihood_rolling(self, texts: Sequence[str], *, stride: int | None = None,
                               **kw: Any) -> list[TokenLogprobs]:
         """Forwarded to the loaded backend."""
-        return self.load().loglikelihood_rolling(texts, stride=stride, **kw)  # type: ignore[call-arg]
+        return self.load().loglikelihood_rolling(texts, stride=stride, **kw)
 
     def generate(self, conversations: Sequence[Conversation], config: GenConfig, **kw: Any) -> list[Completion]:
         """Forwarded to the loaded backend."""
-        return self.load().generate(conversations, config, **kw)  # type: ignore[call-arg]
+        return self.load().generate(conversations, config, **kw)
 
     def complete(self, prompts: Sequence[str], config: GenConfig, **kw: Any) -> list[Completion]:
         """Forwarded to the loaded backend."""
-        return self.load().complete(prompts, config, **kw)  # type: ignore[call-arg]
+        return self.load().complete(prompts, config, **kw)
 
     def render_chat(self, conversation: Conversation, *, add_generation_prompt: bool = True) -> str:
         """Forwarded to the loaded backend."""

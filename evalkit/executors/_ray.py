@@ -249,25 +249,25 @@ class RayBackend(BackendBase):
         """`chat_logprobs` on the first worker (`can_chat_logprobs`; API judges, not worth sharding)."""
         if not self.can_chat_logprobs:
             return super().chat_logprobs(conversations, config, top_logprobs, prefills)
-        return self._first("chat_logprobs", conversations, config, top_logprobs, prefills)  # type: ignore[no-any-return]
+        return self._first("chat_logprobs", conversations, config, top_logprobs, prefills)
 
     def render_chat(self, conversation: Conversation, *, add_generation_prompt: bool = True) -> str:
         """The first worker's chat template text (`can_render_chat`)."""
         if not self.can_render_chat:
             return super().render_chat(conversation, add_generation_prompt=add_generation_prompt)
-        return self._first("render_chat", conversation, add_generation_prompt=add_generation_prompt)  # type: ignore[no-any-return]
+        return self._first("render_chat", conversation, add_generation_prompt=add_generation_prompt)
 
     def encode(self, text: str) -> list[int]:
         """The first worker's tokenizer (`can_tokenize`)."""
         if not self.can_tokenize:
             return super().encode(text)
-        return self._first("encode", text)  # type: ignore[no-any-return]
+        return self._first("encode", text)
 
     def decode(self, tokens: Sequence[int]) -> str:
         """The first worker's tokenizer (`can_tokenize`)."""
         if not self.can_tokenize:
             return super().decode(tokens)
-        return self._first("decode", tokens)  # type: ignore[no-any-return]
+        return self._first("decode", tokens)
 
     def stats(self) -> dict[str, int]:
         """The workers' numeric counters, summed."""

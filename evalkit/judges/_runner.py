@@ -80,7 +80,16 @@ def build_items(definition: JudgeDefinition, questions: Sequence[Question],
     baseline is given (both orders are judged inside the judge).
     """
     refs = references or {}
-    groups = [(m,) for m in sorted(answers)] if definition.type == "single" else _pairs(list(answers), baseline)
+    listwise = definition.type == "listwise"
+    if listwise:
+        from evalkit.judges._listwise import check_listwise_models
+
+        check_listwise_models(sorted(answers), definition.name)
+        groups = [tuple(sorted(answers))]
+    elif definition.type == "single":
+        groups = [(m,) for m in sorted(answers)]
+    else:
+        groups = _pairs(list(answers), baseline)
     items = []
     for q in questions:
         ref = refs.get(q.question_id, ()) if q.category in definition.reference.categories else ()
@@ -92,7 +101,8 @@ def build_items(definition: JudgeDefinition, questions: Sequence[Question],
                 if any(len(a) < turn for a in shown):
                     continue
                 items.append(JudgeItem(q.question_id, q.category, turn, q.turns[:turn], models,
-                                       tuple(a[:turn] for a in shown), ref[:turn] if len(ref) >= turn else ()))
+                                       tuple(a[:turn] for a in shown), ref[:turn] if len(ref) >= turn else (),
+                                       listwise=listwise))
     return items
 
 
@@ -102,7 +112,7 @@ def _cached(factory: BackendFactory, path: Path) -> BackendFactory:
     def build(spec: str, args: dict[str, str]) -> Backend:
         from evalkit.store._cache import CachedBackend
 
-        return CachedBackend(factory(spec, args), path)  # type: ignore[return-value]
+        return CachedBackend(factory(spec, args), path)
 
     return build
 
@@ -127,7 +137,16 @@ def build_scorer(config: JudgeConfig, definition: JudgeDefinition, *, data_dir: 
         backend = backend_factory(spec, dict(config.args))
         for mode in modes:
             label = name if len(modes) == 1 else f"{name}[{mode}]"
-            if mode == "probability":
+            if mode == "probability" and (definition.type == "listwise" or definition.aspects):
+                raise ConfigError(f"judge '{definition.name}': probability mode is not supported for "
+                                  f"{'listwise' if definition.type == 'listwise' else 'rubric'} judges; "
+                                  "use --judge-mode generate")
+            if definition.type == "listwise":
+                from evalkit.judges._listwise import ListwiseJudge
+
+                judges.append(ListwiseJudge(definition, backend, name=label, votes=config.votes, seed=seed,
+                                            data_dir=data_dir))
+            elif mode == "probability":
                 from evalkit.judges._probability import ProbabilityJudge
 
                 judges.append(ProbabilityJudge(definition, backend, name=label, votes=config.votes, seed=seed,
@@ -173,13 +192,35 @@ def sample_row(judged: JudgedItem, *, doc_index: int | None = None, definition: 
         "score": reduced.value, "valid": reduced.value is not None, "valid_votes": reduced.valid_votes,
         "responses": responses, "votes": votes,
     }
-    if item.pairwise:
+    if item.pairwise or item.listwise:
         row["verdict"] = reduced.verdict
         row["answers"] = {m: a[-1] for m, a in zip(item.models, item.answers)}
+    if item.listwise:
+        row["prediction"] = None
+        row["valid"] = reduced.valid
+        row["ranks"] = dict(zip(item.models, reduced.ranks)) if reduced.ranks is not None else None
+    aspects = _aspect_means(judged.votes)
+    if aspects:
+        row["aspects"] = aspects
     if definition is not None:
-        order = orders_of(item)[0]
-        row["judge_prompt"] = build_conversation(definition, item, order, data_dir)[-1].content
+        if item.listwise:  # the prompt of the first vote (each vote has its own shuffled order)
+            from evalkit.judges._listwise import listwise_conversation
+
+            order = str(judged.votes[0].parts[0].order) if judged.votes else ",".join(map(str, range(len(item.models))))
+            row["judge_prompt"] = listwise_conversation(definition, item, order, data_dir)[-1].content
+        else:
+            row["judge_prompt"] = build_conversation(definition, item, orders_of(item)[0], data_dir)[-1].content
     return row
+
+
+def _aspect_means(votes: Sequence[Vote]) -> dict[str, float]:
+    """A rubric item's mean rating per aspect over the votes that gave that aspect validly."""
+    values: dict[str, list[float]] = {}
+    for v in votes:
+        for part in v.parts:
+            for name, value in (part.aspects or {}).items():
+                values.setdefault(name, []).append(value)
+    return {name: round(sum(vals) / len(vals), 4) for name, vals in values.items()}
 
 
 def plan_calls(config: JudgeConfig, definition: JudgeDefinition, items: Sequence[JudgeItem]) -> dict[str, int]:

@@ -109,7 +109,7 @@ def backend_lm(backend: Backend | BackendBase, *, advance: Callable[[int], None]
         raise MissingDependency("the lm-eval bridge", "lmeval", "lm_eval") from None
     served = _Served(as_base_backend(backend), advance, add_total, chat)
 
-    class EvalkitLM(LM):  # type: ignore[misc]  # lm-eval is untyped
+    class EvalkitLM(LM):  # lm-eval is untyped
         """lm-eval's view of an evalkit backend."""
 
         def __init__(self) -> None:

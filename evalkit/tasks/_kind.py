@@ -3,7 +3,7 @@ and scores the responses. YAML holds data and prompt text; the logic lives here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +38,8 @@ class RunContext:
     advance: Callable[[int], None] = lambda n: None
     warn: Callable[[str], None] = lambda msg: None
     judge: Any = None  # judge configuration, for judged tasks
+    repeats: int | None = None  # --repeats K: samples per question for generative tasks
+    cache_path: Path | None = None  # the run's response cache (for extra backends a task opens, e.g. an extractor)
     files_read: set[str] = field(default_factory=set)  # provenance: every data file the task read
 
     def record_file(self, path: str | Path) -> None:
@@ -55,10 +57,10 @@ class TaskOutcome:
     info:     extra facts for results.json (skipped rows, truncations, usage, prompt style, ...)
     """
 
-    metrics: dict[str, float | None]  # None: could not be computed (say why in info["metric_notes"])
+    metrics: Mapping[str, float | None]  # None: could not be computed (say why in info["metric_notes"])
     n: int
-    groups: dict[str, dict[str, float]] = field(default_factory=dict)
-    subtasks: dict[str, dict[str, float]] = field(default_factory=dict)
+    groups: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
+    subtasks: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
 

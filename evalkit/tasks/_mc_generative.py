@@ -222,7 +222,7 @@ def _with_extractor(readings: list[_Reading], questions: Sequence[str], letters:
 def _answer_fields(reading: _Reading, target: str) -> dict[str, Any]:
     letter = reading.extraction.letter
     return {"response": reading.completion_text, "thinking": reading.split.thinking, "answer": reading.split.answer,
-            "prediction": letter, "correct": letter is not None and letter == target, "extracted": letter is not None,
+            "prediction": letter, "correct": letter is not None and letter == target, "extracted": letter,
             "extraction_stage": reading.extraction.stage, "extraction_pattern": reading.extraction.pattern,
             "thinking_tokens": reading.thinking_tokens, "truncated_in_thought": reading.split.truncated_in_thought,
             "finish_reason": reading.finish_reason}

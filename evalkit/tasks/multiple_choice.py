@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from evalkit.backends._adapt import as_base_backend
 from evalkit.backends._protocol import Backend
-from evalkit.errors import ConfigError, DataError, UnsupportedRequest
+from evalkit.errors import ConfigError, DataError
 from evalkit.metrics import aggregate_groups, macro_mean_stderr, mean_stderr
 from evalkit.tasks._data import (
     DataSource,
@@ -30,13 +31,14 @@ from evalkit.tasks._data import (
     read_text_file,
 )
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
+from evalkit.tasks._mc_generative import MC_TASK_ARGS, parse_mc_options
+from evalkit.tasks._mc_modes import ModeState, mode_info, mode_metrics, open_extractor, score_subject
 from evalkit.tasks._prompt import render, template_variables
 from evalkit.tasks._spec import TaskSpecBase
-from evalkit.types import GenConfig, LoglikelihoodRequest, Message
 
 __all__ = ["MultipleChoiceSpec", "PromptStyle", "build_prompt", "run"]
 
-_TASK_ARGS = {"prompt_style", "fewshot_sampler"}
+_TASK_ARGS = {"prompt_style", "fewshot_sampler"} | MC_TASK_ARGS
 MetricName = Literal["acc", "acc_norm"]
 _SUBJECT_VARIABLES = frozenset({"subject", "subject_zh", "subject_name"})
 _QUESTION_VARIABLES = _SUBJECT_VARIABLES | {"question", "choices", "answer"}  # + one variable per option letter
@@ -317,16 +319,15 @@ def run(spec: MultipleChoiceSpec, backend: Backend, ctx: RunContext, sink: Sampl
         raise DataError(missing_data_message(spec.name, spec.data, ctx.data_dir, subjects, spec.eval_split))
     _data_warnings(spec, ctx, loaded, origin, missing)
     ctx.set_total(sum(len(d.questions) for d in loaded.values()))
-    per_subject: dict[str, list[float]] = {}
-    per_subject_norm: dict[str, list[float]] = {}
-    generative = {"used": False, "unextractable": 0}
+    state = ModeState(parse_mc_options(ctx.task_args, repeats=ctx.repeats, seed=ctx.seed))
+    state.extractor = open_extractor(state.options.extractor, ctx.cache_path)
+    kept: dict[str, list[dict[str, Any]]] = {}
     for subject, data in loaded.items():
-        samples = _score_subject(spec, style, subject, data, backend, generative)
-        per_subject[subject] = [1.0 if s["correct"] else 0.0 for s in samples]
-        per_subject_norm[subject] = [1.0 if s.get("correct_norm", s["correct"]) else 0.0 for s in samples]
+        samples = _score_subject(spec, style, subject, data, backend, state)
+        kept[subject] = [{k: v for k, v in s.items() if k not in ("prompt", "messages")} for s in samples]
         sink.write(samples)
         ctx.advance(len(samples))
-    outcome = _outcome(spec, per_subject, per_subject_norm, loaded, origin, style_name, num_shots, generative)
+    outcome = _outcome(spec, kept, loaded, origin, style_name, num_shots, state)
     outcome.info.update(_missing_info(ctx, missing))
     return outcome
 
@@ -342,76 +343,43 @@ def _missing_info(ctx: RunContext, missing: list[str]) -> dict[str, Any]:
 
 
 def _score_subject(spec: MultipleChoiceSpec, style: PromptStyle, subject: str, data: _SubjectData,
-                   backend: Backend, generative: dict[str, Any]) -> list[dict[str, Any]]:
-    prompts = [build_prompt(spec, style, subject, data.shots, q) for q in data.questions]
-    if not generative["used"]:
-        requests = [LoglikelihoodRequest(p, style.target_delimiter + letter) for p in prompts for letter in spec.letters]
-        try:
-            results = backend.loglikelihood(requests)
-        except UnsupportedRequest:
-            generative["used"] = True
-        else:
-            return [_loglikelihood_sample(spec, subject, q, p, results[i * len(spec.letters):(i + 1) * len(spec.letters)])
-                    for i, (q, p) in enumerate(zip(data.questions, prompts))]
-    return _generative_samples(spec, subject, data.questions, prompts, backend, generative)
+                   backend: Backend, state: ModeState) -> list[dict[str, Any]]:
+    where = f"{spec.source_file or spec.name}: prompt"
+    header = render(style.description, _variables(spec, subject, None), where=where)
+    return score_subject(data.questions, lambda q: build_prompt(spec, style, subject, data.shots, q),
+                         letters="".join(spec.letters), delimiter=style.target_delimiter, subject=subject,
+                         header=header, shots=data.shots, backend=as_base_backend(backend), state=state,
+                         task=spec.name)
 
 
-def _loglikelihood_sample(spec: MultipleChoiceSpec, subject: str, q: Question, prompt: str,
-                          results: Sequence[Any]) -> dict[str, Any]:
-    lls = [r.logprob for r in results]
-    best = max(range(len(lls)), key=lambda i: (lls[i], -i))
-    norm = [ll / len(letter) for ll, letter in zip(lls, spec.letters)]
-    best_norm = max(range(len(norm)), key=lambda i: (norm[i], -i))
-    return {"id": f"{subject}/{q.doc_index}", "subset": subject, "doc_index": q.doc_index, "prompt": prompt,
-            "target": q.answer, "prediction": spec.letters[best], "correct": spec.letters[best] == q.answer,
-            "correct_norm": spec.letters[best_norm] == q.answer,
-            "choice_logprobs": dict(zip(spec.letters, lls)),
-            "choice_is_greedy": dict(zip(spec.letters, (bool(r.is_greedy) for r in results)))}
-
-
-def _generative_samples(spec: MultipleChoiceSpec, subject: str, questions: Sequence[Question],
-                        prompts: Sequence[str], backend: Backend, generative: dict[str, Any]) -> list[dict[str, Any]]:
-    from evalkit.tasks._answer_extraction import extract_choice
-
-    conversations = [(Message("user", p),) for p in prompts]
-    completions = backend.generate(conversations, GenConfig(temperature=0.0, max_tokens=64))
-    samples = []
-    for q, prompt, completion in zip(questions, prompts, completions):
-        letter = extract_choice(completion.text, spec.letters)
-        if letter is None:
-            generative["unextractable"] += 1
-        samples.append({"id": f"{subject}/{q.doc_index}", "subset": subject, "doc_index": q.doc_index,
-                        "prompt": prompt, "target": q.answer, "prediction": letter, "response": completion.text,
-                        "extracted": letter is not None, "correct": letter == q.answer})
-    return samples
-
-
-def _outcome(spec: MultipleChoiceSpec, per_subject: dict[str, list[float]], per_subject_norm: dict[str, list[float]],
-             loaded: dict[str, _SubjectData], origin: str, style_name: str, num_shots: int,
-             generative: dict[str, Any]) -> TaskOutcome:
+def _outcome(spec: MultipleChoiceSpec, kept: dict[str, list[dict[str, Any]]], loaded: dict[str, _SubjectData],
+             origin: str, style_name: str, num_shots: int, state: ModeState) -> TaskOutcome:
+    per_subject = {subject: [1.0 if s["correct"] else 0.0 for s in samples] for subject, samples in kept.items()}
     pooled = [v for vals in per_subject.values() for v in vals]
+    everything = [s for samples in kept.values() for s in samples]
     acc, acc_se = mean_stderr(pooled)
     macro, macro_se = macro_mean_stderr(list(per_subject.values()))
-    metrics: dict[str, float] = {"acc": acc, "acc_stderr": acc_se, "acc_macro": macro, "acc_macro_stderr": macro_se}
-    if "acc_norm" in spec.metrics and not generative["used"]:
-        norm, norm_se = mean_stderr([v for vals in per_subject_norm.values() for v in vals])
+    metrics: dict[str, float | None] = {"acc": acc, "acc_stderr": acc_se, "acc_macro": macro,
+                                        "acc_macro_stderr": macro_se}
+    if "acc_norm" in spec.metrics and state.options.mode not in ("generate", "cot"):
+        norm, norm_se = mean_stderr([1.0 if s.get("correct_norm", s["correct"]) else 0.0 for s in everything])
         metrics.update(acc_norm=norm, acc_norm_stderr=norm_se)
-    subtasks = {}
+    metrics.update(mode_metrics(everything, state))
+    subtasks: dict[str, dict[str, float | None]] = {}
     for subject, vals in per_subject.items():
         m, se = mean_stderr(vals)
-        subtasks[subject] = {"acc": m, "acc_stderr": se, "n": len(vals)}
+        subtasks[subject] = {"acc": m, "acc_stderr": se, "n": len(vals), **mode_metrics(kept[subject], state)}
     members: dict[str, list[str]] = {}
     for subject in per_subject:
         for group in spec.subjects.get(subject, SubjectInfo()).groups:
             members.setdefault(group, []).append(subject)
     order = spec.group_order or sorted(members)
     groups = aggregate_groups(per_subject, {g: members[g] for g in order if g in members})
+    for group, table in groups.items():
+        table.update(mode_metrics([s for subject in members.get(group, []) for s in kept[subject]], state))
     info: dict[str, Any] = {
         "data_origin": origin, "prompt_style": style_name, "num_fewshot": num_shots,
         "skipped_rows": sum(d.skipped for d in loaded.values()), "subjects": len(per_subject),
-        "mode": "generative" if generative["used"] else "loglikelihood"}
-    if generative["used"]:
-        info["unextractable"] = generative["unextractable"]
-        metrics["unextractable_rate"] = generative["unextractable"] / max(1, len(pooled))
+        **mode_info(everything, state)}
     return TaskOutcome(metrics={k: v for k, v in metrics.items() if not (isinstance(v, float) and math.isnan(v))},
                        n=len(pooled), groups=groups, subtasks=subtasks, info=info)

@@ -214,4 +214,4 @@ def _outcome(totals: dict[str, Any], n: int, unit: str) -> TaskOutcome:
     info: dict[str, Any] = {"higher_is_better": False, **{f"total_{k}": v for k, v in totals.items()}}
     if notes:
         info["metric_notes"] = notes
-    return TaskOutcome(metrics=metrics, n=n, info=info)  # type: ignore[arg-type]
+    return TaskOutcome(metrics=metrics, n=n, info=info)

@@ -4,6 +4,12 @@ Single grading: a model's score is the mean of its valid reduced item scores (in
 never scored), with a 95 % percentile-bootstrap interval over items. The ranking is a Bradley-Terry fit on
 battles derived per question and turn (the higher score wins, equal scores tie).
 Pairwise: the ranking is a Bradley-Terry fit on the reduced preferences (ties are half wins).
+Listwise: per model the mean rank (95 % bootstrap interval over verdicts) and first-place votes (a model tied
+for first counts as first); the ranking is a Bradley-Terry fit on the pairwise outcomes each valid ranking
+implies (better rank wins, equal ranks tie).
+Rubric judges: per model the mean of each aspect (over the judgments that rated it validly) and `overall`, the
+mean of the aspect means, weighted by the definition's aspect weights.
+Every summary carries the judge-bias report (`evalkit.judges._bias`).
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ import numpy as np
 
 from evalkit.errors import DataError
 from evalkit.judges._agreement import agreement_report, label_of, position_consistency
+from evalkit.judges._bias import bias_report
 from evalkit.judges._bradley_terry import Battle, bradley_terry
+from evalkit.judges._listwise import ranks_of
 from evalkit.judges._records import JudgeStats, Vote
 from evalkit.judges._runner import JudgedItem
 from evalkit.judges._vote import reduce_votes
 
-__all__ = ["battles_of", "human_agreement", "mean_with_ci", "reliability", "score_table", "summarize"]
+__all__ = ["battles_of", "human_agreement", "listwise_table", "mean_with_ci", "reliability", "score_table",
+           "summarize"]
 
 
 def mean_with_ci(values: Sequence[float], *, rounds: int = 1000, seed: int = 0) -> dict[str, float | int | None]:
@@ -38,8 +47,24 @@ def mean_with_ci(values: Sequence[float], *, rounds: int = 1000, seed: int = 0) 
             "n": len(arr)}
 
 
-def score_table(judged: Sequence[JudgedItem]) -> dict[str, dict[str, Any]]:
-    """Single grading: per model the overall, per-turn and per-category mean scores and invalid counts."""
+def _aspect_table(rows: Sequence[JudgedItem], weights: Mapping[str, float]) -> dict[str, Any]:
+    """Per-aspect means of one model's rubric judgments and their (weighted) overall."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for j in rows:
+        for v in j.votes:
+            for part in v.parts:
+                for name, value in (part.aspects or {}).items():
+                    values[name].append(value)
+    means = {name: {"mean": round(sum(vals) / len(vals), 4), "n": len(vals)} for name, vals in values.items()}
+    total = sum(weights.get(name, 1.0) for name in means)
+    overall = sum(m["mean"] * weights.get(name, 1.0) for name, m in means.items()) / total if total else None
+    return {"aspects": means, "overall": None if overall is None else round(overall, 4)}
+
+
+def score_table(judged: Sequence[JudgedItem],
+                aspect_weights: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
+    """Single grading: per model the overall, per-turn and per-category mean scores and invalid counts
+    (rubric judges, `aspect_weights` given: also per-aspect means and their weighted overall)."""
     by_model: dict[str, list[JudgedItem]] = defaultdict(list)
     for j in judged:
         by_model[j.item.models[0]].append(j)
@@ -53,6 +78,8 @@ def score_table(judged: Sequence[JudgedItem]) -> dict[str, dict[str, Any]]:
             for j in valid:
                 groups[key(j)].append(float(j.reduced.value))  # type: ignore[arg-type]
             entry[f"by_{label}"] = {g: round(sum(v) / len(v), 4) for g, v in sorted(groups.items())}
+        if aspect_weights is not None:
+            entry.update(_aspect_table(rows, aspect_weights))
         table[model] = entry
     return table
 
@@ -62,6 +89,9 @@ def battles_of(judged: Sequence[JudgedItem]) -> list[Battle]:
     battles: list[Battle] = []
     by_slot: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
     for j in judged:
+        if j.item.listwise:
+            battles.extend(_implied_battles(j))
+            continue
         if j.reduced.value is None:
             continue
         if j.item.pairwise:
@@ -72,6 +102,41 @@ def battles_of(judged: Sequence[JudgedItem]) -> list[Battle]:
         for a, b in itertools.combinations(sorted(scores), 2):
             battles.append((a, b, 1.0 if scores[a] > scores[b] else 0.0 if scores[a] < scores[b] else 0.5))
     return battles
+
+
+def _implied_battles(judged: JudgedItem) -> list[Battle]:
+    """The pairwise outcomes implied by each valid ranking of a listwise item."""
+    out: list[Battle] = []
+    models = judged.item.models
+    for v in judged.votes:
+        if not v.valid:
+            continue
+        ranks = ranks_of(str(v.value))
+        for a, b in itertools.combinations(range(len(models)), 2):
+            out.append((models[a], models[b], 1.0 if ranks[a] < ranks[b] else 0.0 if ranks[a] > ranks[b] else 0.5))
+    return out
+
+
+def listwise_table(judged: Sequence[JudgedItem], *, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Listwise: per model its mean rank (with a bootstrap interval over verdicts), first-place votes and
+    their share, over every valid ranking."""
+    ranks: dict[str, list[float]] = defaultdict(list)
+    firsts: dict[str, int] = defaultdict(int)
+    for j in judged:
+        for v in j.votes:
+            if not v.valid:
+                continue
+            vote_ranks = ranks_of(str(v.value))
+            for model, rank in zip(j.item.models, vote_ranks):
+                ranks[model].append(rank)
+                firsts[model] += int(rank == min(vote_ranks))
+    table = {}
+    for model, values in sorted(ranks.items()):
+        ci = mean_with_ci(values, seed=seed)
+        table[model] = {"mean_rank": ci["mean"], "mean_rank_ci_low": ci["ci_low"], "mean_rank_ci_high": ci["ci_high"],
+                        "first_place": firsts[model], "first_place_rate": round(firsts[model] / len(values), 4),
+                        "n": len(values)}
+    return table
 
 
 def _rater_labels(judged: Sequence[JudgedItem], key_of: Any, reducer: str) -> dict[str, dict[str, Any]]:
@@ -85,7 +150,7 @@ def _rater_labels(judged: Sequence[JudgedItem], key_of: Any, reducer: str) -> di
         out[rater] = {}
         for k, votes in per_item.items():
             red = reduce_votes(items[k], votes, reducer)
-            out[rater][k] = label_of(red.verdict if items[k].pairwise else red.value)
+            out[rater][k] = label_of(red.verdict if items[k].pairwise or items[k].listwise else red.value)
     return out
 
 
@@ -96,7 +161,7 @@ def reliability(judged: Sequence[JudgedItem], stats: JudgeStats, judge_stats: Ma
     parts = [p for v in votes for p in v.parts]
     out: dict[str, Any] = {
         "items": len(judged),
-        "valid_rate": sum(j.reduced.value is not None for j in judged) / len(judged) if judged else None,
+        "valid_rate": sum(j.reduced.valid for j in judged) / len(judged) if judged else None,
         "vote_valid_rate": sum(v.valid for v in votes) / len(votes) if votes else None,
         "parse_rate": stats.first_try_parsed / stats.judgments if stats.judgments else None,
         "retries": stats.retries, "rules": dict(sorted(stats.rules.items())),
@@ -182,11 +247,19 @@ def human_agreement(judged: Sequence[JudgedItem], labels_path: Path) -> dict[str
 
 def summarize(judged: Sequence[JudgedItem], stats: JudgeStats, judge_stats: Mapping[str, JudgeStats], *,
               reducer: str, kind: str, anchor: str | None = None, seed: int = 0,
-              labels: Path | None = None, bootstrap_rounds: int = 200) -> dict[str, Any]:
-    """Scores, reliability and ranking of a judged run, ready for results.json."""
+              labels: Path | None = None, bootstrap_rounds: int = 200, definition: Any = None) -> dict[str, Any]:
+    """Scores, reliability, ranking and the judge-bias report of a judged run, ready for results.json.
+
+    `definition` (the `JudgeDefinition`) supplies rubric aspect weights; without it aspects weigh equally.
+    """
     out: dict[str, Any] = {"reliability": reliability(judged, stats, judge_stats, reducer)}
+    aspects = getattr(definition, "aspects", ()) or ()
+    rubric = bool(aspects) or any(p.aspects for j in judged for v in j.votes for p in v.parts)
+    weights = {a.name: a.weight for a in aspects} if rubric else None
     if kind == "single":
-        out["scores"] = score_table(judged)
+        out["scores"] = score_table(judged, weights)
+    elif kind == "listwise":
+        out["scores"] = listwise_table(judged, seed=seed)
     else:
         wins: dict[str, list[float]] = defaultdict(list)
         for j in judged:
@@ -198,4 +271,5 @@ def summarize(judged: Sequence[JudgedItem], stats: JudgeStats, judge_stats: Mapp
     out["ranking"] = [r.as_dict() for r in ranked]
     if labels is not None:
         out["reliability"]["human"] = human_agreement(judged, labels)
+    out["bias"] = bias_report(judged)
     return out

@@ -86,6 +86,10 @@ def run_judge(options: JudgeRunOptions, *, backend_factory: BackendFactory | Non
     answers = load_model_answers(options.answers, list(options.models) or None)
     if definition.type == "pairwise" and len(answers) < 2:
         raise DataError(f"{options.answers}: pairwise judging needs answer files of at least two models")
+    if definition.type == "listwise":
+        from evalkit.judges._listwise import check_listwise_models
+
+        check_listwise_models(sorted(answers), definition.name)
     refs = reference_answers(definition, questions, options.data_dir, backend_factory=backend_factory,
                              args=config.args, warn=options.echo)
     items = build_items(definition, questions, answers, references=refs, baseline=config.baseline, turns=options.turns)
@@ -114,14 +118,15 @@ def run_judge(options: JudgeRunOptions, *, backend_factory: BackendFactory | Non
     summary = summarize(judged, scorer.stats, {j.name: j.stats for j in scorer.judges}, reducer=config.reducer,
                         kind=definition.type, anchor=config.baseline, seed=options.seed,
                         labels=Path(config.labels) if config.labels else None,
-                        bootstrap_rounds=options.bootstrap_rounds)
+                        bootstrap_rounds=options.bootstrap_rounds, definition=definition)
     writer.add_task(TASK, _task_record(summary, plan["items"]), elapsed)
     writer.write_manifest(_manifest(options, definition.source_file, questions[0].source if questions else ""))
     return writer.finish(
         model=writer.record.model.model_copy(update={"models": sorted(summary["scores"])}),
         judge={**config.as_dict(), "name": definition.name, "type": definition.type, "mode": definition.mode,
                "file": definition.source_file, "plan": plan, "cost": scorer.stats.as_dict()},
-        scores=summary["scores"], reliability=summary["reliability"], ranking=summary["ranking"],
+        scores=summary["scores"], reliability={**summary["reliability"], "bias": summary["bias"]},
+        ranking=summary["ranking"],
         votes={"per_item": plan["votes"] * plan["judges"], "reducer": config.reducer,
                "judges": sorted(summary["reliability"]["judges"]), "samples": f"samples/{TASK}.jsonl"},
         timing={TASK: round(elapsed, 3), "total": round(elapsed, 3)})
@@ -133,7 +138,7 @@ def _task_record(summary: dict[str, Any], n: int) -> TaskRecord:
     subtasks = {str(m): {str(k): v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
                 for m, s in summary["scores"].items()}
     return TaskRecord.model_validate({"kind": "judged_answers", "family": "judged", "metrics": metrics,
-                                      "subtasks": subtasks, "n": n})
+                                      "subtasks": subtasks, "n": n, "info": {"bias": summary["bias"]}})
 
 
 def _record(run_id: str, options: JudgeRunOptions, definition: Any, questions_source: str) -> RunRecord:

@@ -78,6 +78,10 @@ def build_conversation(definition: JudgeDefinition, item: JudgeItem, order: str,
 
 def parse_for(definition: JudgeDefinition, item: JudgeItem, order: str, text: str) -> ParsedVerdict:
     """Parse one judge output; pairwise verdicts are turned back into the item's orientation."""
+    if definition.aspects:
+        from evalkit.judges._rubric import parse_rubric
+
+        return parse_rubric(text, definition.aspects)
     if not item.pairwise:
         low, high = definition.scale
         return parse_rating(text, low, high, fallbacks=definition.fallbacks)
@@ -129,7 +133,7 @@ class GenerativeJudge:
 
     def planned_calls(self, items: Sequence[JudgeItem]) -> int:
         """Judge calls without retries (each retry adds one)."""
-        return sum(len(orders_of(item)) for item in items) * self.votes
+        return sum(len(self._orders(item, 0)) for item in items) * self.votes
 
     def _config(self, sample: int, retry: int) -> GenConfig:
         temperature = self.definition.temperature
@@ -140,9 +144,27 @@ class GenerativeJudge:
         return GenConfig(temperature=temperature, max_tokens=self.definition.max_tokens, n=1,
                          seed=self.seed + sample + retry * self.votes)
 
+    def _orders(self, item: JudgeItem, sample: int) -> tuple[str, ...]:
+        """The presentation orders of one item in one vote sample."""
+        return orders_of(item)
+
+    def _conversation(self, item: JudgeItem, order: str) -> Conversation:
+        return build_conversation(self.definition, item, order, self.data_dir)
+
+    def _parse(self, item: JudgeItem, order: str, text: str) -> ParsedVerdict:
+        return parse_for(self.definition, item, order, text)
+
+    def _attempt(self, item: JudgeItem, order: str, parsed: ParsedVerdict, tries: int, earlier: tuple[str, ...],
+                 sample: int) -> Attempt:
+        return Attempt(order, parsed.value, parsed.raw, parsed.rule, parsed.error, tries, earlier=earlier,
+                       aspects=parsed.aspects)
+
+    def _merge(self, sample: int, item: JudgeItem, parts: Sequence[Attempt]) -> Vote:
+        return merge_orders(self.name, sample, item, parts)
+
     def _run_sample(self, items: Sequence[JudgeItem], sample: int) -> dict[tuple[int, str], Attempt]:
-        pending = [(i, order) for i, item in enumerate(items) for order in orders_of(item)]
-        convs = {key: build_conversation(self.definition, items[key[0]], key[1], self.data_dir) for key in pending}
+        pending = [(i, order) for i, item in enumerate(items) for order in self._orders(item, sample)]
+        convs = {key: self._conversation(items[key[0]], key[1]) for key in pending}
         done: dict[tuple[int, str], Attempt] = {}
         for retry in range(self.definition.max_retries + 1):
             if not pending:
@@ -154,12 +176,11 @@ class GenerativeJudge:
             for key, completion in zip(pending, completions):
                 self.stats.prompt_tokens += completion.usage.prompt_tokens
                 self.stats.completion_tokens += completion.usage.completion_tokens
-                parsed = parse_for(self.definition, items[key[0]], key[1], completion.text)
+                parsed = self._parse(items[key[0]], key[1], completion.text)
                 if retry == 0 and parsed.valid:
                     self.stats.first_try_parsed += 1
                 earlier = (*done[key].earlier, done[key].raw) if key in done else ()
-                done[key] = Attempt(key[1], parsed.value, parsed.raw, parsed.rule, parsed.error, retry + 1,
-                                    earlier=earlier)
+                done[key] = self._attempt(items[key[0]], key[1], parsed, retry + 1, earlier, sample)
                 if not parsed.valid:
                     still.append(key)
             pending = still
@@ -172,11 +193,11 @@ class GenerativeJudge:
         for sample in range(self.votes):
             attempts = self._run_sample(items, sample)
             for i, item in enumerate(items):
-                parts = [attempts[(i, order)] for order in orders_of(item)]
+                parts = [attempts[(i, order)] for order in self._orders(item, sample)]
                 for part in parts:
                     self.stats.judgments += 1
                     if part.rule:
                         self.stats.rules[part.rule] = self.stats.rules.get(part.rule, 0) + 1
-                out[i].append(merge_orders(self.name, sample, item, parts))
+                out[i].append(self._merge(sample, item, parts))
         self.stats.seconds += time.perf_counter() - start
         return out

@@ -66,6 +66,7 @@ class ParsedVerdict:
     rule: str | None = None
     error: str = ""
     strength: int | None = None
+    aspects: dict[str, float] | None = None  # rubric verdicts: the valid aspects' ratings
 
     @property
     def valid(self) -> bool:

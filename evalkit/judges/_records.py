@@ -28,10 +28,11 @@ class JudgeItem:
     models: tuple[str, ...]
     answers: tuple[tuple[str, ...], ...]
     references: tuple[str, ...] = ()
+    listwise: bool = False  # one judgment ranks all `models` (2..8) at once
 
     @property
     def pairwise(self) -> bool:
-        return len(self.models) == 2
+        return len(self.models) == 2 and not self.listwise
 
     @property
     def key(self) -> str:
@@ -42,8 +43,11 @@ class JudgeItem:
 class Attempt:
     """One judge call's final outcome (after retries) for one order of presentation.
 
-    `order` is "" for single grading, "AB" or "BA" for pairwise; `value` is in the item's orientation.
-    `distribution`, `valid_mass` and `low_confidence` are set in probability mode.
+    `order` is "" for single grading, "AB" or "BA" for pairwise, and for listwise the presented order as
+    indices into the item's models ("2,0,1": models[2] shown first), drawn with `seed`; `value` is in the
+    item's orientation (listwise: the rank of each model, item order, "1,2.5,2.5"). `distribution`,
+    `valid_mass` and `low_confidence` are set in probability mode; `aspects` holds a rubric judgment's
+    per-aspect ratings (an invalid aspect is absent, never 0).
     """
 
     order: str
@@ -58,6 +62,8 @@ class Attempt:
     low_confidence: bool = False
     earlier: tuple[str, ...] = ()  # raw outputs of the failed tries before this one
     visible_mass: float | None = None  # API judges: the mass of the returned top_logprobs at the verdict
+    seed: int | None = None  # listwise: the seed of the shuffled presentation order
+    aspects: dict[str, float] | None = None  # rubric judges: the valid aspects' ratings
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"order": self.order, "value": self.value, "rule": self.rule, "tries": self.tries,
@@ -71,6 +77,10 @@ class Attempt:
                        low_confidence=self.low_confidence, preference=self.preference)
         if self.visible_mass is not None:
             out["visible_mass"] = self.visible_mass
+        if self.seed is not None:
+            out["seed"] = self.seed
+        if self.aspects is not None:
+            out["aspects"] = self.aspects
         return out
 
 
@@ -107,8 +117,8 @@ class Vote:
 
     @property
     def numeric(self) -> float | None:
-        """The number reducers work on: the rating, or the pairwise preference."""
-        if self.value is None:
+        """The number reducers work on: the rating, or the pairwise preference (None for a listwise ranking)."""
+        if self.value is None or (isinstance(self.value, str) and self.preference is None):
             return None
         return self.preference if self.preference is not None else float(self.value)
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from evalkit.errors import ConfigError, DataError, TaskSpecError
 
 __all__ = [
+    "Aspect",
     "JudgeConfig",
     "JudgeDefinition",
     "ProbabilitySettings",
@@ -76,12 +77,29 @@ class ProbabilitySettings(_Frozen):
     top_logprobs: int = Field(default=20, ge=1, le=20)  # API judges: alternatives asked for per position
 
 
+class Aspect(_Frozen):
+    """One aspect of a rubric judge: its name (the key of the verdict), its own scale, and its weight in the
+    overall score (all 1: the overall is the plain mean of the aspects)."""
+
+    name: str
+    scale: tuple[float, float]
+    weight: float = Field(default=1.0, gt=0)
+    description: str = ""
+
+
 class JudgeDefinition(_Frozen):
-    """One judge definition file."""
+    """One judge definition file.
+
+    `type` is `single` (grade one answer), `pairwise` (compare two, both orders) or `listwise` (rank 2..8
+    answers in one call, shuffled per vote; see `evalkit.judges._listwise`). A single judge with `aspects`
+    is a rubric judge: its verdict gives a rating per aspect, as a JSON object (`{"accuracy": 7, ...}`) or as
+    `accuracy: [[7]]` lines (see `evalkit.judges._rubric`).
+    """
 
     name: str
     description: str = ""
-    type: Literal["single", "pairwise"] = "single"
+    type: Literal["single", "pairwise", "listwise"] = "single"
+    aspects: tuple[Aspect, ...] = ()
     mode: Literal["generate", "probability"] = "generate"
     scale: tuple[int, int] = (1, 10)
     output_format: str = "[[rating]]"
@@ -149,6 +167,7 @@ def _read_raw(path: Path, depth: int = 0) -> dict[str, Any]:
         raise TaskSpecError(f"{path}: cannot read judge YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise TaskSpecError(f"{path}: a judge file must be a mapping with at least 'name' and 'type'")
+    _check_aspects(path, raw)
     base_name = raw.pop("extends", None)
     if base_name is None:
         return raw
@@ -167,6 +186,36 @@ def _read_raw(path: Path, depth: int = 0) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _aspect_line(path: Path, index: int) -> int | None:
+    """The 1-based line of `aspects[index]` in a judge YAML (None when it cannot be found)."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    for key, value in getattr(root, "value", []) if isinstance(root, yaml.MappingNode) else []:
+        if key.value == "aspects" and isinstance(value, yaml.SequenceNode) and index < len(value.value):
+            return int(value.value[index].start_mark.line) + 1
+    return None
+
+
+def _check_aspects(path: Path, raw: dict[str, Any]) -> None:
+    """Every rubric aspect declares a name and a scale [low, high]; errors name the file and line."""
+    aspects = raw.get("aspects")
+    if aspects is None:
+        return
+    if not isinstance(aspects, list):
+        raise TaskSpecError(f"{path}: 'aspects' must be a list of {{name, scale: [low, high]}}")
+    for i, aspect in enumerate(aspects):
+        where = f"{path}:{_aspect_line(path, i) or '?'}"
+        if not isinstance(aspect, dict) or not aspect.get("name"):
+            raise TaskSpecError(f"{where}: rubric aspect {i + 1} has no name; write - name: <aspect>")
+        scale = aspect.get("scale")
+        if (not isinstance(scale, list) or len(scale) != 2 or not all(isinstance(x, (int, float)) for x in scale)
+                or scale[0] >= scale[1]):
+            raise TaskSpecError(f"{where}: rubric aspect '{aspect['name']}' has no valid scale; "
+                                "add scale: [low, high] (e.g. scale: [1, 5])")
 
 
 def load_judge_definition(name_or_path: str) -> JudgeDefinition:
@@ -188,6 +237,10 @@ def load_judge_definition(name_or_path: str) -> JudgeDefinition:
                             "the fields are documented in evalkit/judges/_spec.py (JudgeDefinition)") from None
     if not definition.prompts and not definition.fastchat_prompts:
         raise TaskSpecError(f"{path}: define 'prompts' or 'fastchat_prompts'")
+    if definition.aspects and definition.type != "single":
+        raise TaskSpecError(f"{path}: rubric 'aspects' apply to type single, not {definition.type}")
+    if definition.type == "listwise" and definition.mode != "generate":
+        raise TaskSpecError(f"{path}: a listwise judge works in mode generate (probability mode is not supported)")
     return definition
 
 

@@ -70,17 +70,28 @@ def reduce_verdicts(verdicts: Sequence[str], reducer: str) -> str | None:
 @dataclass(frozen=True)
 class Reduced:
     """One item's reduced outcome: `value` (rating, or pairwise preference for model A), `verdict`
-    (pairwise only), counts of valid and all votes."""
+    (pairwise; listwise: the mean-rank order "a > b = c"), counts of valid and all votes, and for listwise
+    items the mean rank of each model (`ranks`, item order; `value` stays None)."""
 
     value: float | None
     verdict: str | None
     valid_votes: int
     votes: int
+    ranks: tuple[float, ...] | None = None
+
+    @property
+    def valid(self) -> bool:
+        """True when at least one valid vote produced the outcome."""
+        return self.value is not None or self.ranks is not None
 
 
 def reduce_votes(item: JudgeItem, votes: Sequence[Vote], reducer: str) -> Reduced:
     """Reduce one item's votes with `reducer`."""
     valid = [v for v in votes if v.valid]
+    if item.listwise:
+        from evalkit.judges._listwise import reduce_rankings
+
+        return reduce_rankings(item, valid, len(votes))
     numbers = [float(v.numeric) for v in valid if v.numeric is not None]
     if not item.pairwise:
         return Reduced(reduce_values(numbers, reducer), None, len(valid), len(votes))

@@ -180,7 +180,7 @@ def _judge(spec: MultiturnJudgeSpec, ctx: RunContext, config: Any, questions: li
     judged = judge_items(scorer, items, on_batch=write)
     summary = summarize(judged, scorer.stats, {j.name: j.stats for j in scorer.judges}, reducer=config.reducer,
                         kind=definition.type, anchor=config.baseline, seed=ctx.seed,
-                        labels=Path(config.labels) if config.labels else None)
+                        labels=Path(config.labels) if config.labels else None, definition=definition)
     return _outcome(summary, model, definition, config, plan, scorer.stats.as_dict(), len(items))
 
 
@@ -200,5 +200,6 @@ def _outcome(summary: dict[str, Any], model: str, definition: Any, config: Any, 
     info = {"judge": {**config.as_dict(), "definition": definition.name, "type": definition.type,
                       "mode": definition.mode, "plan": plan, "cost": cost},
             "votes": {"per_item": plan["votes"] * plan["judges"], "reducer": config.reducer},
-            "reliability": rel, "ranking": summary["ranking"], "scores": summary["scores"]}
+            "reliability": rel, "ranking": summary["ranking"], "scores": summary["scores"],
+            "bias": summary.get("bias", {})}
     return TaskOutcome(metrics=metrics, n=n, groups=groups, subtasks={}, info=info)

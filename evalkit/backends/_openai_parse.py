@@ -136,7 +136,19 @@ def parse_completion(data: Any, n: int, *, chat: bool) -> Completion:
     usage = data.get("usage") or {}
     return Completion(tuple(texts), Usage(int(usage.get("prompt_tokens") or 0),
                                           int(usage.get("completion_tokens") or 0)),
-                      tuple(str(c.get("finish_reason") or "") for c in choices[:n]))
+                      tuple(str(c.get("finish_reason") or "") for c in choices[:n]),
+                      reasoning=_reasoning(choices[:n]) if chat else ())
+
+
+def _reasoning(choices: list[Any]) -> tuple[str, ...]:
+    """The thoughts a reasoning server returns beside the answer (`reasoning_content`, vLLM/DeepSeek; or
+    `reasoning`), one per choice ("" for none); () when no choice carries any."""
+    found = []
+    for choice in choices:
+        message = choice.get("message") or {}
+        value = message.get("reasoning_content") or message.get("reasoning") or ""
+        found.append(value if isinstance(value, str) else "")
+    return tuple(found) if any(found) else ()
 
 
 def _echoed(choice: dict[str, Any], prompt_len: int) -> tuple[list[str], list[float | None], list[int], list[Any]]:

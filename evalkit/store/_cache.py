@@ -164,12 +164,16 @@ def _conv_payload(conv: Conversation) -> list[list[str]]:
 
 
 def _completion_to_json(c: Completion) -> dict[str, Any]:
-    return {"texts": list(c.texts), "usage": [c.usage.prompt_tokens, c.usage.completion_tokens],
-            "finish_reasons": list(c.finish_reasons)}
+    value: dict[str, Any] = {"texts": list(c.texts), "usage": [c.usage.prompt_tokens, c.usage.completion_tokens],
+                             "finish_reasons": list(c.finish_reasons)}
+    if c.reasoning:  # a reasoning server's thoughts: kept, so a cached rerun still sees them
+        value["reasoning"] = list(c.reasoning)
+    return value
 
 
 def _completion_from_json(v: dict[str, Any]) -> Completion:
-    return Completion(tuple(v["texts"]), Usage(*v["usage"]), tuple(v["finish_reasons"]))
+    return Completion(tuple(v["texts"]), Usage(*v["usage"]), tuple(v["finish_reasons"]),
+                      reasoning=tuple(v.get("reasoning", ())))
 
 
 class _WindowCache:

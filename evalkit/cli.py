@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and maps exceptions to exit codes (0 ok, 1 gate failed, 2 user error, 3 bug)."""
     exits, aborts, usage_errors = _click_exception_types()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=False, prog_name="evalkit")
     except GateFailed:
         return 1
     except EvalkitError as exc:

@@ -125,7 +125,8 @@ for _name, _module in (("multiple_choice", "multiple_choice:MultipleChoiceSpec")
                        ("perplexity", "perplexity:PerplexitySpec"),
                        ("longcontext", "longcontext:LongContextSpec"),
                        ("multiturn_judge", "multiturn_judge:MultiturnJudgeSpec"),
-                       ("lmeval", "lmeval_bridge:LmevalBridgeSpec")):
+                       ("lmeval", "lmeval_bridge:LmevalBridgeSpec"),
+                       ("cmb_exam", "cmb:CmbExamSpec")):
     register_task_kind(_name, spec_model=f"evalkit.tasks.{_module}",
                        run=f"evalkit.tasks.{_module.split(':')[0]}:run")
 

@@ -156,3 +156,22 @@ def test_evalkit_judge_writes_the_bias_report(data_dir: Path, tmp_path: Path) ->
     assert bias["position"] == {"verdicts": 6, "decisive": 6, "first_position_rate": 1.0, "tie_rate": 0.0,
                                 "swapped_votes": 3, "flip_rate": 1.0, "reversal_rate": 1.0}
     assert bias["length"]["longer_preferred_rate"] == 0.5
+
+
+def test_report_task_page_shows_the_bias_section(data_dir: Path, tmp_path: Path) -> None:
+    from evalkit.report import build_site, load_runs
+
+    options = JudgeRunOptions(answers=data_dir / "mt_bench" / "model_answer", data_dir=data_dir,
+                              output=tmp_path / "runs", judge=JudgeConfig("mt-bench-pair", models=("first-pick",)),
+                              models=("gpt-4", "llama-13b"), limit=2, turns=(1,), hub=False, bootstrap_rounds=10,
+                              echo=lambda msg: None)
+    always_a = from_script({"replies": [{"match": ".*", "texts": ["[[A]]"]}]})
+    run = run_judge(options, backend_factory=lambda spec, args: always_a)
+    assert run is not None
+    build_site(load_runs(run), tmp_path / "site")
+    page = (tmp_path / "site" / "tasks" / "mt_bench.html").read_text()
+    section = page.split("<h2>Judge bias", 1)[1].split("</section>", 1)[0]
+    assert "position · first position rate</td><td class=\"num\">1.0</td>" in section
+    assert "position · flip rate</td><td class=\"num\">1.0</td>" in section
+    reliability = page.split("<h2>Judge reliability", 1)[1].split("</section>", 1)[0]
+    assert "first_position" not in reliability and "first position" not in reliability  # shown once, in its section

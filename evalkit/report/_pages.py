@@ -135,7 +135,7 @@ def _reliability_items(values: Mapping[str, Any], prefix: str = "") -> dict[str,
             continue
         if isinstance(value, (int, float)):
             out[name] = float(value)
-        elif isinstance(value, Mapping) and key not in ("rules", "judges", "pairs") and prefix.count(" ") < 2:
+        elif isinstance(value, Mapping) and key not in ("rules", "judges", "pairs", "bias") and prefix.count(" ") < 2:
             out.update(_reliability_items(value, f"{name} "))
     return out
 
@@ -158,6 +158,28 @@ def _reliability(runs: Sequence[Run], task: str) -> dict[str, Any] | None:
             "rows": [(k, [shown(k, items.get(k)) for _, items in columns]) for k in keys]}
 
 
+def _bias_of(result: TaskResult) -> Mapping[str, Any]:
+    bias = result.info.get("bias") or result.reliability.get("bias")
+    return bias if isinstance(bias, Mapping) else {}
+
+
+def _bias(runs: Sequence[Run], task: str) -> dict[str, Any] | None:
+    """The judge-bias report of each judged run of the task: one row per figure, one column per run."""
+    columns = []
+    for run in runs:
+        if task in run.tasks:
+            bias = _bias_of(run.tasks[task])
+            items = {k: v for k, v in _flatten(bias) if k and v != ""}
+            if items:
+                columns.append((run, items))
+    if not columns:
+        return None
+    keys = list(dict.fromkeys(k for _, items in columns for k in items))
+    return {"runs": [run for run, _ in columns],
+            "rows": [(k.replace("_", " ").replace(".", " · "), [items.get(k, "") for _, items in columns])
+                     for k in keys]}
+
+
 def task_context(board: Leaderboard, task: str, runs: Sequence[Run],
                  samples: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str, Any]:
     """Everything task.html.j2 shows beyond the leaderboard itself (`runs`: every run with a page)."""
@@ -178,6 +200,7 @@ def task_context(board: Leaderboard, task: str, runs: Sequence[Run],
         "turns": turns,
         "turn_names": list(dict.fromkeys(k for _, t in turns for k in t)),
         "reliability": _reliability(runs, task),
+        "bias": _bias(runs, task),
         "ranking": _ranking(with_task),
         "sample_links": [(label, run, samples[(run.run_id, task)]) for label, run, _ in with_task
                          if (run.run_id, task) in samples],

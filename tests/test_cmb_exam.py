@@ -74,9 +74,9 @@ def test_exam_type_is_the_unweighted_mean_of_classes_and_acc_the_mean_of_types()
 def test_official_prompt_drops_single_character_options_only_in_official_mode() -> None:
     _, official = _run(FakeBackend(), task_args={"scoring": "official"})
     _, as_set = _run(FakeBackend())
-    blood = [s for s in official if "万能供血者" in s["prompt"][-1]["content"]][0]
+    blood = next(s for s in official if "万能供血者" in s["prompt"][-1]["content"])
     assert blood["prompt"][-1]["content"].split("\n")[2:] == ["D. AB"]  # "A", "B", "O" are one character
-    blood_set = [s for s in as_set if "万能供血者" in s["prompt"][-1]["content"]][0]
+    blood_set = next(s for s in as_set if "万能供血者" in s["prompt"][-1]["content"])
     assert blood_set["prompt"][-1]["content"].endswith("A. A\nB. B\nC. O\nD. AB")
 
 
@@ -116,7 +116,7 @@ def test_loglikelihood_mode_generates_multi_answer_questions() -> None:
         modes[s["question_type"]].add(s["mode"])
     assert modes == {"单项选择题": {"loglikelihood"}, "多项选择题": {"generate"}}
     single = [s for s in samples if s["mode"] == "loglikelihood"]
-    assert single and all(set(s["choice_logprobs"]) == set(re.findall(r"^([A-G])\. ", s["prompt"][-1]["content"], re.M))
+    assert single and all(set(s["choice_logprobs"]) == set(re.findall(r"^([A-G])\. ", s["prompt"][-1]["content"], re.MULTILINE))
                           for s in single)
 
 
@@ -154,7 +154,7 @@ def test_bad_rows_are_skipped_and_counted_with_file_and_row(tmp_path: Path) -> N
             _row(3, "A", {}), _row(4, "AB", {"A": "甲乙", "B": "丙丁"})]
     data_dir = _write_data(tmp_path, rows)
     warnings: list[str] = []
-    outcome, samples = _run(FakeBackend(), warnings, data_dir=data_dir)
+    outcome, _ = _run(FakeBackend(), warnings, data_dir=data_dir)
     path = data_dir / "cmb/CMB-Exam/CMB-test/CMB-test-choice-question-merge.json"
     assert outcome.n == 1 and outcome.info["skipped_rows"] == 4 and outcome.info["data_origin"] == "local"
     assert f"{path}:2: answer 'E' names E, which has no option (options AB); row skipped" in "\n".join(warnings)

@@ -32,13 +32,13 @@ CASES = json.loads((Path(__file__).parent / "data" / "cmb_scoring_cases.json").r
 def oracle_match_choice(text: str, cot_flag: bool) -> str:
     if cot_flag:
         option = ["A", "B", "C", "D", "E", "F", "G"]
-        res = re.search(r"(答案|正确选项)(?:是|：|为|应该是|应该为)(.*?)(。|\.|$)", text, re.S)
+        res = re.search(r"(答案|正确选项)(?:是|：|为|应该是|应该为)(.*?)(。|\.|$)", text, re.S)  # noqa: FURB167
         if res:
             return "".join([x for x in res.group(2) if x in option])
         return "".join([i for i in text if i in option])
     else:
         option = ["A", "B", "C", "D", "E", "F", "G"]
-        res = re.search(r"(答案|正确选项)(?:是|：|为|应该是|应该为)(.*?)(。|\.|$)", text, re.S)
+        res = re.search(r"(答案|正确选项)(?:是|：|为|应该是|应该为)(.*?)(。|\.|$)", text, re.S)  # noqa: FURB167
         if res:
             return "".join([x for x in res.group(2) if x in option])
         return "".join([i for i in text if i in option])
@@ -55,7 +55,7 @@ def oracle_extract_ans(da: dict[str, Any], ans_num: int, cot_flag: bool) -> str:
         if len(choice) > 0:
             ress[choice] += 1
     if len(ress) > 0:
-        model_ans = sorted(ress.items(), key=lambda x: x[1], reverse=True)[0][0]
+        model_ans = sorted(ress.items(), key=lambda x: x[1], reverse=True)[0][0]  # noqa: FURB192
     else:
         model_ans = ""
     return model_ans

@@ -30,7 +30,15 @@ from pydantic import BaseModel, ConfigDict
 
 from evalkit.errors import DataError
 from evalkit.tasks._cmb_score import MULTI_ANSWER_TYPE, OFFICIAL_LETTERS
-from evalkit.tasks._data import HubSource, RecordFile, Warn, check_data_dir, load_hub, read_file_rows, tasks_root
+from evalkit.tasks._data import (
+    HubSource,
+    RecordFile,
+    Warn,
+    check_data_dir,
+    load_hub,
+    read_file_rows,
+    tasks_root,
+)
 
 __all__ = ["CmbDataSource", "CmbQuestion", "CmbSplit", "load_split"]
 

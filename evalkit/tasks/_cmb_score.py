@@ -48,8 +48,8 @@ __all__ = ["MULTI_ANSWER_TYPE", "OFFICIAL_ANSWER_PATTERN", "OFFICIAL_ANSWER_PATT
 
 OFFICIAL_LETTERS = ("A", "B", "C", "D", "E", "F", "G")
 MULTI_ANSWER_TYPE = "多项选择题"
-OFFICIAL_ANSWER_PATTERN = re.compile(r"(答案|正确选项)(?:是|：|为|应该是|应该为)(.*?)(。|\.|$)", re.S)
-OFFICIAL_ANSWER_PATTERN_OLD = re.compile(r"答案(?:是|为|应该是|应该为)(.*?)(。|\.|$)", re.S)
+OFFICIAL_ANSWER_PATTERN = re.compile(r"(答案|正确选项)(?:是|：|为|应该是|应该为)(.*?)(。|\.|$)", re.DOTALL)
+OFFICIAL_ANSWER_PATTERN_OLD = re.compile(r"答案(?:是|为|应该是|应该为)(.*?)(。|\.|$)", re.DOTALL)
 
 
 def official_match_choice(text: str) -> str:
@@ -71,7 +71,7 @@ def official_prediction(answers: Sequence[str], question_type: str) -> str:
             counts[choice] += 1
     if not counts:
         return ""
-    return sorted(counts.items(), key=lambda item: item[1], reverse=True)[0][0]
+    return sorted(counts.items(), key=lambda item: item[1], reverse=True)[0][0]  # noqa: FURB192 - as extract_ans
 
 
 def official_correct(gold: str, prediction: str) -> bool:

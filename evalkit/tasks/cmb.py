@@ -247,7 +247,8 @@ def _render_text(conversation: Sequence[Message], cue: str) -> str:
 
 def _loglikelihood(spec: CmbExamSpec, backend: Backend, items: list[tuple[CmbQuestion, tuple[Message, ...]]],
                    opts: _Options) -> list[dict[str, Any]]:
-    requests, spans = [], []
+    requests: list[LoglikelihoodRequest] = []
+    spans: list[tuple[int, list[str]]] = []
     for q, conv in items:
         letters = [k for k, _ in shown_options(q, opts.scoring)]
         text = _render_text(conv, spec.prompts.loglikelihood_cue)

@@ -1,8 +1,10 @@
-"""README.md and docs/*.md: every relative link points to a file that exists, and every docs page is in the
-MkDocs nav (what `mkdocs build --strict` would also refuse, checked here without building the site)."""
+"""README.md and docs/*.md: every relative link points to a file that exists, every docs page is in the MkDocs
+nav (what `mkdocs build --strict` would also refuse, checked here without building the site), and the pages'
+`>>>` examples run."""
 
 from __future__ import annotations
 
+import doctest
 import re
 from pathlib import Path
 
@@ -71,6 +73,12 @@ def test_every_docs_page_is_in_nav() -> None:
     on_disk = {p.name for p in DOCS.glob("*.md")}
     assert on_disk - listed == set(), "docs pages missing from mkdocs.yml nav"
     assert listed - on_disk == set(), "nav entries without a page"
+
+
+@pytest.mark.parametrize("page", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
+def test_docs_examples_run(page: Path) -> None:
+    result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
 
 
 def test_checker_catches_a_broken_link(tmp_path: Path) -> None:

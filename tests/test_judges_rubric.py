@@ -1,0 +1,107 @@
+"""Rubric judges: aspects with their own scales, each parsed and range-checked on its own (an invalid aspect is
+left out, never zeroed), per-aspect means and a weighted overall, and a rubric aspect without a scale."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from evalkit.backends._fake import from_script
+from evalkit.cli import main
+from evalkit.errors import TaskSpecError
+from evalkit.judges import GenerativeJudge, JudgeConfig, JudgeItem, load_judge_definition
+from evalkit.judges._command import JudgeRunOptions, run_judge
+from evalkit.judges._rubric import parse_rubric
+
+RUBRIC = load_judge_definition("rubric-qa")  # accuracy 1-10 (weight 2), helpfulness 1-10, clarity 1-5
+
+
+@pytest.mark.parametrize(("text", "aspects", "value", "rule"), [
+    # weighted: (2 * 8 + 6 + 4) / 4
+    ('Fine. {"accuracy": 8, "helpfulness": 6, "clarity": 4}', {"accuracy": 8, "helpfulness": 6, "clarity": 4}, 6.5,
+     "json"),
+    # clarity 7 is off its 1-5 scale: left out, the overall is over the other two, (2 * 8 + 6) / 3
+    ('{"accuracy": 8, "helpfulness": 6, "clarity": 7}', {"accuracy": 8, "helpfulness": 6}, 22 / 3, "json"),
+    # the example quoted first, the judge's own object last; "Clarity" matches case-insensitively
+    ('like {"accuracy": 1} ... {"Accuracy": 4, "helpfulness": "9", "Clarity": 5}',
+     {"accuracy": 4, "helpfulness": 9, "clarity": 5}, 5.5, "json"),
+    ('{"accuracy": "high", "helpfulness": 3}', {"helpfulness": 3}, 3.0, "json"),
+    ("Accuracy: [[6]]\nHelpfulness: [[2]]\nclarity: [[5]]", {"accuracy": 6, "helpfulness": 2, "clarity": 5}, 4.75,
+     "aspect_brackets"),
+])
+def test_each_aspect_is_checked_on_its_own(text: str, aspects: dict[str, float], value: float, rule: str) -> None:
+    parsed = parse_rubric(text, RUBRIC.aspects)
+    assert parsed.aspects == aspects and parsed.rule == rule
+    assert parsed.value == pytest.approx(value, abs=1e-6)
+
+
+def test_no_valid_aspect_is_an_invalid_judgment() -> None:
+    parsed = parse_rubric('{"accuracy": 0, "clarity": 9}', RUBRIC.aspects)
+    assert parsed.value is None and parsed.aspects is None
+    assert parsed.error == ("aspect accuracy: rating 0 outside 1..10; aspect helpfulness: no rating; "
+                            "aspect clarity: rating 9 outside 1..5")
+
+
+def test_judge_keeps_aspects_on_the_attempt_and_retries_only_without_any() -> None:
+    script = {"replies": [{"match": ".*", "texts": ["no verdict", '{"accuracy": 9, "clarity": 11}']}]}
+    [[v]] = GenerativeJudge(RUBRIC, from_script(script), name="j").judge(
+        [JudgeItem("1", "writing", 1, ("Q?",), ("m",), (("A.",),))])
+    part = v.parts[0]
+    assert part.tries == 2 and part.aspects == {"accuracy": 9.0} and v.value == 9.0
+    assert part.error == "aspect helpfulness: no rating; aspect clarity: rating 11 outside 1..5"
+
+
+def test_per_aspect_means_and_weighted_overall(data_dir: Path, tmp_path: Path) -> None:
+    # gpt-4's answers are always rated {accuracy 9, helpfulness 8, clarity 5}; llama-13b's get accuracy 3,
+    # helpfulness 2 and an off-scale clarity 6 (left out) on every question.
+    gpt4 = {json.loads(line)["question_id"]: json.loads(line)["choices"][0]["turns"][0]
+            for line in (data_dir / "mt_bench" / "model_answer" / "gpt-4.jsonl").read_text().splitlines()}
+
+    class Scripted:
+        def __call__(self, spec: str, args: dict[str, str]) -> object:
+            rules = [{"match": re.escape(text[:40]), "texts": ['{"accuracy": 9, "helpfulness": 8, "clarity": 5}']}
+                     for text in gpt4.values()]
+            rules.append({"match": ".*", "texts": ['{"accuracy": 3, "helpfulness": 2, "clarity": 6}']})
+            return from_script({"replies": rules})
+
+    options = JudgeRunOptions(answers=data_dir / "mt_bench" / "model_answer", data_dir=data_dir, output=tmp_path,
+                              judge=JudgeConfig("rubric-qa", models=("rubric-judge",)), models=("gpt-4", "llama-13b"),
+                              limit=4, turns=(1,), categories=("writing",), hub=False, bootstrap_rounds=10,
+                              echo=lambda m: None)
+    run = run_judge(options, backend_factory=Scripted())
+    assert run is not None
+    scores = json.loads((run / "results.json").read_text())["scores"]
+    assert scores["gpt-4"]["aspects"] == {"accuracy": {"mean": 9.0, "n": 4}, "helpfulness": {"mean": 8.0, "n": 4},
+                                          "clarity": {"mean": 5.0, "n": 4}}
+    assert scores["gpt-4"]["overall"] == pytest.approx((2 * 9 + 8 + 5) / 4)
+    assert scores["llama-13b"]["aspects"] == {"accuracy": {"mean": 3.0, "n": 4}, "helpfulness": {"mean": 2.0, "n": 4}}
+    assert scores["llama-13b"]["overall"] == pytest.approx((2 * 3 + 2) / 3, abs=1e-4)
+    assert scores["llama-13b"]["invalid"] == 0  # a judgment with some valid aspects still counts
+    rows = [json.loads(line) for line in (run / "samples" / "mt_bench.jsonl").read_text().splitlines()]
+    assert {r["models"][0]: r["aspects"] for r in rows if r["question_id"] == rows[0]["question_id"]}["llama-13b"] == {
+        "accuracy": 3.0, "helpfulness": 2.0}
+
+
+def test_aspect_without_scale_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad-rubric.yaml"
+    path.write_text("name: bad-rubric\ntype: single\naspects:\n  - name: accuracy\n    scale: [1, 10]\n"
+                    "  - name: style\n    weight: 2\nprompts:\n  general:\n    template: '{question} {answer}'\n",
+                    encoding="utf-8")
+    with pytest.raises(TaskSpecError, match=rf"^{path}:6: rubric aspect 'style' has no valid scale; add scale"):
+        load_judge_definition(str(path))
+    code = main(["judge", "--answers", str(tmp_path), "--judge", str(path), "--judge-model", "fake:echo",
+                 "--no-cache", "-o", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"{path}:6:" in err
+
+
+def test_rubric_probability_mode_is_refused_in_one_line(data_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["judge", "--answers", str(data_dir / "mt_bench" / "model_answer"), "--models", "gpt-4",
+                 "--judge", "rubric-qa", "--judge-mode", "probability", "--judge-model", "fake:echo",
+                 "--data-dir", str(data_dir), "--limit", "1", "--no-cache", "-o", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "probability mode is not supported for rubric judges" in err

@@ -1,5 +1,5 @@
-"""LLM judges: parsing, single and pairwise grading, probability mode, voting panels, agreement statistics,
-Bradley-Terry ranking, and the `evalkit judge` runner for FastChat answer files.
+"""LLM judges: parsing, single, pairwise, listwise and rubric grading, probability mode, voting panels, agreement
+statistics, the judge-bias report, Bradley-Terry ranking, and the `evalkit judge` runner for FastChat answer files.
 
 Examples:
     >>> from evalkit.judges import parse_rating, reduce_values
@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers; at run time names load
     from evalkit.judges._aggregate import (
         battles_of,
         human_agreement,
+        listwise_table,
         mean_with_ci,
         reliability,
         score_table,
@@ -32,11 +33,14 @@ if TYPE_CHECKING:  # the real imports, for type checkers; at run time names load
         percent_agreement,
         position_consistency,
     )
+    from evalkit.judges._bias import bias_report, judge_base_name
     from evalkit.judges._bradley_terry import RankedModel, bradley_terry, fit_bradley_terry
     from evalkit.judges._judge import GenerativeJudge, Scorer, build_conversation, merge_orders
+    from evalkit.judges._listwise import ListwiseJudge, parse_ranking
     from evalkit.judges._parse import FALLBACK_RULES, ParsedVerdict, parse_pairwise, parse_rating
     from evalkit.judges._probability import ProbabilityJudge, verdict_distribution
     from evalkit.judges._records import Attempt, JudgeItem, JudgeStats, Vote, preference_of, verdict_of
+    from evalkit.judges._rubric import parse_rubric
     from evalkit.judges._runner import (
         JudgedItem,
         build_items,
@@ -45,7 +49,7 @@ if TYPE_CHECKING:  # the real imports, for type checkers; at run time names load
         reference_answers,
         sample_row,
     )
-    from evalkit.judges._spec import JudgeConfig, JudgeDefinition, list_judges, load_judge_definition
+    from evalkit.judges._spec import Aspect, JudgeConfig, JudgeDefinition, list_judges, load_judge_definition
     from evalkit.judges._vote import (
         REDUCERS,
         Reduced,
@@ -69,6 +73,7 @@ __all__ = [
     "CATEGORY_TEMPERATURE",
     "FALLBACK_RULES",
     "REDUCERS",
+    "Aspect",
     "Attempt",
     "GenerativeJudge",
     "JudgeConfig",
@@ -76,6 +81,7 @@ __all__ = [
     "JudgeItem",
     "JudgeStats",
     "JudgedItem",
+    "ListwiseJudge",
     "ParsedVerdict",
     "ProbabilityJudge",
     "Question",
@@ -87,6 +93,7 @@ __all__ = [
     "agreement_report",
     "answer_questions",
     "battles_of",
+    "bias_report",
     "bradley_terry",
     "build_conversation",
     "build_items",
@@ -95,9 +102,11 @@ __all__ = [
     "fit_bradley_terry",
     "fleiss_kappa",
     "human_agreement",
+    "judge_base_name",
     "judge_items",
     "label_of",
     "list_judges",
+    "listwise_table",
     "load_judge_definition",
     "load_model_answers",
     "load_questions",
@@ -105,7 +114,9 @@ __all__ = [
     "mean_with_ci",
     "merge_orders",
     "parse_pairwise",
+    "parse_ranking",
     "parse_rating",
+    "parse_rubric",
     "percent_agreement",
     "position_consistency",
     "preference_of",
@@ -127,6 +138,7 @@ __all__ = [
 # The MT-Bench data names (Question, load_questions, ..., answer_questions) live in evalkit.tasks; they are
 # re-exported here so existing `from evalkit.judges import load_questions` keeps working.
 _LAZY = {
+    "Aspect": "evalkit.judges._spec",
     "Attempt": "evalkit.judges._records",
     "CATEGORY_TEMPERATURE": "evalkit.tasks._mtbench_data",
     "FALLBACK_RULES": "evalkit.judges._parse",
@@ -136,6 +148,7 @@ _LAZY = {
     "JudgeItem": "evalkit.judges._records",
     "JudgeStats": "evalkit.judges._records",
     "JudgedItem": "evalkit.judges._runner",
+    "ListwiseJudge": "evalkit.judges._listwise",
     "ParsedVerdict": "evalkit.judges._parse",
     "ProbabilityJudge": "evalkit.judges._probability",
     "Question": "evalkit.tasks._mtbench_data",
@@ -148,6 +161,7 @@ _LAZY = {
     "agreement_report": "evalkit.judges._agreement",
     "answer_questions": "evalkit.tasks._mtbench_data",
     "battles_of": "evalkit.judges._aggregate",
+    "bias_report": "evalkit.judges._bias",
     "bradley_terry": "evalkit.judges._bradley_terry",
     "build_conversation": "evalkit.judges._judge",
     "build_items": "evalkit.judges._runner",
@@ -156,9 +170,11 @@ _LAZY = {
     "fit_bradley_terry": "evalkit.judges._bradley_terry",
     "fleiss_kappa": "evalkit.judges._agreement",
     "human_agreement": "evalkit.judges._aggregate",
+    "judge_base_name": "evalkit.judges._bias",
     "judge_items": "evalkit.judges._runner",
     "label_of": "evalkit.judges._agreement",
     "list_judges": "evalkit.judges._spec",
+    "listwise_table": "evalkit.judges._aggregate",
     "load_judge_definition": "evalkit.judges._spec",
     "load_model_answers": "evalkit.tasks._mtbench_data",
     "load_questions": "evalkit.tasks._mtbench_data",
@@ -166,7 +182,9 @@ _LAZY = {
     "mean_with_ci": "evalkit.judges._aggregate",
     "merge_orders": "evalkit.judges._judge",
     "parse_pairwise": "evalkit.judges._parse",
+    "parse_ranking": "evalkit.judges._listwise",
     "parse_rating": "evalkit.judges._parse",
+    "parse_rubric": "evalkit.judges._rubric",
     "percent_agreement": "evalkit.judges._agreement",
     "position_consistency": "evalkit.judges._agreement",
     "preference_of": "evalkit.judges._records",

@@ -33,8 +33,8 @@ from evalkit.judges._parse import ParsedVerdict
 from evalkit.judges._records import Attempt, JudgeItem, Vote
 from evalkit.types import Conversation, Message
 
-__all__ = ["MAX_LISTWISE", "ListwiseJudge", "check_listwise_models", "format_ranks", "parse_ranking",
-           "presented_order", "ranks_of", "reduce_rankings"]
+__all__ = ["MAX_LISTWISE", "ListwiseJudge", "check_listwise_models", "format_ranks", "listwise_conversation",
+           "parse_ranking", "presented_order", "ranks_of"]
 
 MAX_LISTWISE = 8
 _VERDICT = re.compile(r"\[\[\s*(\d+(?:\s*[>=,]\s*\d+)*)\s*\]\]")
@@ -147,17 +147,3 @@ class ListwiseJudge(GenerativeJudge):
     def _merge(self, sample: int, item: JudgeItem, parts: Sequence[Attempt]) -> Vote:
         return Vote(self.name, sample, parts[0].value, tuple(parts))
 
-
-def reduce_rankings(item: JudgeItem, valid: Sequence[Vote], votes: int) -> Any:
-    """One listwise item's outcome: each model's mean rank over the valid votes, and the order they give."""
-    from evalkit.judges._vote import Reduced
-
-    if not valid:
-        return Reduced(None, None, 0, votes)
-    rankings = [ranks_of(str(v.value)) for v in valid]
-    means = tuple(round(sum(r[i] for r in rankings) / len(rankings), 4) for i in range(len(item.models)))
-    ordered = sorted(zip(means, item.models))
-    text = ordered[0][1]
-    for (before, _), (mean, model) in zip(ordered, ordered[1:]):
-        text += f" {'=' if mean == before else '>'} {model}"
-    return Reduced(None, text, len(valid), votes, means)

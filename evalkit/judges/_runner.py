@@ -81,6 +81,7 @@ def build_items(definition: JudgeDefinition, questions: Sequence[Question],
     """
     refs = references or {}
     listwise = definition.type == "listwise"
+    groups: list[tuple[str, ...]]
     if listwise:
         from evalkit.judges._listwise import check_listwise_models
 
@@ -89,7 +90,7 @@ def build_items(definition: JudgeDefinition, questions: Sequence[Question],
     elif definition.type == "single":
         groups = [(m,) for m in sorted(answers)]
     else:
-        groups = _pairs(list(answers), baseline)
+        groups = list(_pairs(list(answers), baseline))
     items = []
     for q in questions:
         ref = refs.get(q.question_id, ()) if q.category in definition.reference.categories else ()

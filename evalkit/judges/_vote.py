@@ -23,6 +23,7 @@ Examples:
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -31,9 +32,11 @@ from typing import Literal
 
 from evalkit.errors import ConfigError
 from evalkit.judges._judge import Scorer
+from evalkit.judges._listwise import ranks_of
 from evalkit.judges._records import JudgeItem, JudgeStats, Vote, preference_of, verdict_of
 
-__all__ = ["REDUCERS", "Reduced", "Voting", "reduce_values", "reduce_verdicts", "reduce_votes", "vote"]
+__all__ = ["REDUCERS", "Reduced", "Voting", "reduce_rankings", "reduce_values", "reduce_verdicts", "reduce_votes",
+           "vote"]
 
 Reducer = Literal["mean", "median", "majority"]
 REDUCERS = ("mean", "median", "majority")
@@ -85,12 +88,23 @@ class Reduced:
         return self.value is not None or self.ranks is not None
 
 
+def reduce_rankings(item: JudgeItem, valid: Sequence[Vote], votes: int) -> Reduced:
+    """One listwise item's outcome: each model's mean rank over the valid votes, and the order they give."""
+    if not valid:
+        return Reduced(None, None, 0, votes)
+    rankings = [ranks_of(str(v.value)) for v in valid]
+    means = tuple(round(sum(r[i] for r in rankings) / len(rankings), 4) for i in range(len(item.models)))
+    ordered = sorted(zip(means, item.models))
+    text = ordered[0][1]
+    for (before, _), (mean, model) in itertools.pairwise(ordered):
+        text += f" {'=' if mean == before else '>'} {model}"
+    return Reduced(None, text, len(valid), votes, means)
+
+
 def reduce_votes(item: JudgeItem, votes: Sequence[Vote], reducer: str) -> Reduced:
     """Reduce one item's votes with `reducer`."""
     valid = [v for v in votes if v.valid]
     if item.listwise:
-        from evalkit.judges._listwise import reduce_rankings
-
         return reduce_rankings(item, valid, len(votes))
     numbers = [float(v.numeric) for v in valid if v.numeric is not None]
     if not item.pairwise:

@@ -11,28 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from evalkit.backends._protocol import Backend, BackendBase
 from evalkit.errors import ConfigError, EvalkitError, UnsupportedRequest
 from evalkit.tasks._circular import acc_circular, check_letters, circular_variants
 from evalkit.tasks._mc_generative import McOptions, generative_info, generative_metrics, run_generative
+from evalkit.tasks._mc_generative import MCQuestion as _Question
 from evalkit.types import LoglikelihoodRequest, LoglikelihoodResult
 
 __all__ = ["ModeState", "mode_info", "mode_metrics", "open_extractor", "score_subject"]
-
-
-class _Question(Protocol):
-    @property
-    def doc_index(self) -> int: ...
-    @property
-    def question(self) -> str: ...
-    @property
-    def options(self) -> tuple[str, ...]: ...
-    @property
-    def answer(self) -> str: ...
-    @property
-    def raw(self) -> dict[str, Any]: ...
 
 
 @dataclass

@@ -184,3 +184,34 @@ def test_cmb_on_the_embedded_model_end_to_end(tmp_path: Path) -> None:
     assert 0.0 <= task["metrics"]["acc"] <= 1.0 and len(task["groups"]) == 4
     lines = (run_dir / "samples" / "cmb.jsonl").read_text(encoding="utf-8").splitlines()
     assert all(json.loads(line)["raw_output"] is not None for line in lines)
+
+
+def test_the_hub_dataset_is_read_with_its_option_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalkit.tasks import _cmb_data
+
+    asked: list[tuple[str, str | None, str]] = []
+
+    def fake_hub(hub: Any, subject: str, split: str) -> list[dict[str, Any]]:
+        asked.append((hub.path, hub.name, split))
+        # the hub pads absent options with empty strings: E and F are not options here
+        return [{**_row(0, "B", {"A": "甲乙", "B": "丙丁", "C": "戊己", "D": "庚辛", "E": "", "F": ""}), "explanation": ""}]
+
+    monkeypatch.setattr(_cmb_data, "load_hub", fake_hub)
+    outcome, samples = _run(FakeBackend(replies=[(re.compile("问题0"), ["答案是B"])]))
+    assert asked == [("FreedomIntelligence/CMB", "exam", "test")]
+    assert outcome.info["data_origin"] == "hub" and outcome.metrics["acc"] == 1.0
+    assert samples[0]["prompt"][-1]["content"].endswith("C. 戊己\nD. 庚辛")
+
+
+def test_a_run_through_the_runner_writes_a_valid_record(tmp_path: Path) -> None:
+    from evalkit.runner import RunOptions, execute
+
+    run_dir = execute(RunOptions(model="fake:echo", tasks="cmb:医学考研", output=tmp_path, no_cache=True, quiet=True,
+                                 task_args={"scoring": "official"}))
+    task = json.loads((run_dir / "results.json").read_text())["tasks"]["cmb"]
+    assert task["n"] == 4 and list(task["groups"]) == ["医学考研"] and task["info"]["data_origin"] == "demo"
+    from evalkit.records import MultipleChoiceSample, sample_type
+
+    assert sample_type("cmb_exam") is MultipleChoiceSample
+    for line in (run_dir / "samples" / "cmb.jsonl").read_text(encoding="utf-8").splitlines():
+        assert MultipleChoiceSample.model_validate_json(line).correct is not None

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from evalkit.backends._protocol import Backend
 from evalkit.errors import ConfigError, DataError
 from evalkit.metrics import mean_stderr
+from evalkit.records import JudgedSample, register_sample_type
 from evalkit.tasks._data import HubSource, check_data_dir, load_hub, read_file_rows, tasks_root
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
 from evalkit.tasks._spec import TaskSpecBase
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 _TASK_ARGS: set[str] = set()
+register_sample_type("cmb_clin", JudgedSample)  # rubric-judge votes attach to these samples
 
 
 class ClinData(BaseModel):

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from evalkit.backends._protocol import Backend
 from evalkit.errors import ConfigError, UnsupportedRequest
 from evalkit.metrics import mean_stderr
+from evalkit.records import MultipleChoiceSample, register_sample_type
 from evalkit.tasks._answer_extraction import extract_answer, extract_multi
 from evalkit.tasks._cmb_data import CmbDataSource, CmbQuestion, CmbSplit, load_split
 from evalkit.tasks._cmb_score import official_prediction, official_report, option_f1, set_correct
@@ -63,6 +64,7 @@ __all__ = ["CmbExamSpec", "CmbPrompts", "build_conversation", "fewshot_exemplars
 Mode = Literal["generate", "cot", "loglikelihood"]
 Scoring = Literal["set", "official"]
 _TASK_ARGS = {"mode", "scoring", "split"}
+register_sample_type("cmb_exam", MultipleChoiceSample)  # a CMB sample is a multiple-choice sample plus facts
 _CHOICES: dict[str, tuple[str, ...]] = {"mode": ("generate", "cot", "loglikelihood"),
                                         "scoring": ("set", "official"), "split": ("test", "val")}
 

@@ -215,3 +215,14 @@ def test_a_run_through_the_runner_writes_a_valid_record(tmp_path: Path) -> None:
     assert sample_type("cmb_exam") is MultipleChoiceSample
     for line in (run_dir / "samples" / "cmb.jsonl").read_text(encoding="utf-8").splitlines():
         assert MultipleChoiceSample.model_validate_json(line).correct is not None
+
+
+def test_data_check_helper_lists_questions_and_bad_rows(tmp_path: Path) -> None:
+    from evalkit.tasks._cmb_data import check_local_files
+
+    data_dir = _write_data(tmp_path, [_row(0, "A", {"A": "甲乙", "B": "丙丁"}), _row(1, "C", {"A": "甲乙", "B": "丙丁"})])
+    found, missing, problems = check_local_files(_spec().data, data_dir)
+    path = data_dir / "cmb/CMB-Exam/CMB-test/CMB-test-choice-question-merge.json"
+    assert found == ["test: 1 questions (1 bad)"]
+    assert missing == [str(data_dir / "cmb/CMB-Exam/CMB-val/CMB-val-merge.json")]
+    assert problems == [f"{path}:2: answer 'C' names C, which has no option (options AB)"]

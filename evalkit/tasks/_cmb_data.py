@@ -40,7 +40,7 @@ from evalkit.tasks._data import (
     tasks_root,
 )
 
-__all__ = ["CmbDataSource", "CmbQuestion", "CmbSplit", "load_split"]
+__all__ = ["CmbDataSource", "CmbQuestion", "CmbSplit", "check_local_files", "load_split"]
 
 Split = Literal["test", "val"]
 _WARN_ROWS = 10  # rows warned about one by one; the rest are counted in one line
@@ -199,3 +199,34 @@ def load_split(source: CmbDataSource, split: Split, *, data_dir: Path | None, wa
         raise DataError(f"{task}: every row of {location} was skipped ({skipped[0].split(': ', 1)[1]}, ...); "
                         f"fix the data or pick another split with --task-args split=val")
     return CmbSplit(questions, origin, location, skipped)
+
+
+def check_local_files(source: CmbDataSource, root: Path) -> tuple[list[str], list[str], list[str]]:
+    """For `evalkit data check`: (found lines, missing paths, problems) of the CMB-Exam files under `root`.
+
+    Every row is checked as a run checks it; each bad row is a problem naming file:row and why.
+    """
+    found: list[str] = []
+    missing: list[str] = []
+    problems: list[str] = []
+    for split in ("test", "val"):
+        if split not in source.local:
+            continue
+        path = root / source.local[split]
+        if not path.is_file():
+            missing.append(str(path))
+            continue
+        try:
+            rows, lines = read_file_rows(path)
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
+        if split == "test" and "test_answers" in source.local:
+            _merge_answers(rows, root / source.local["test_answers"], lambda _: None, lambda _: None)
+        bad = [f"{path}:{lines[i]}: {checked}" for i, row in enumerate(rows)
+               if isinstance(checked := _check_row(row, i, ""), str)]
+        problems.extend(bad[:_WARN_ROWS])
+        if len(bad) > _WARN_ROWS:
+            problems.append(f"{path}: {len(bad) - _WARN_ROWS} more bad rows")
+        found.append(f"{split}: {len(rows) - len(bad):,} questions" + (f" ({len(bad)} bad)" if bad else ""))
+    return found, missing, problems

@@ -11,7 +11,11 @@
    at concurrency 1, 2, 4, 8. Prints output tokens/s per level, the ratio at 8 vs 1 (target >= 3x) and
    whether every level gave the same answers.
 
-Figures are ratios measured in the same run on the same machine; this is not a timed test.
+Figures are ratios measured in the same run on the same machine; this is not a timed test. `--threads`
+(default 1) sets torch's threads in both arms: on a CPU shared with other busy processes, multi-threaded
+matrix products with more than one row stall on descheduled OpenMP threads (measured on a 2-core machine at
+load 8: a 576x1536 linear layer on 8 rows took 30 ms with 2 threads and 1 ms with 1), which penalises
+exactly the batched arm.
 """
 
 from __future__ import annotations
@@ -48,12 +52,12 @@ def _two_turns(backend: Any, questions: list[list[str]], config: Any) -> tuple[l
     return answers, time.perf_counter() - started
 
 
-def mt_bench(limit: int, max_tokens: int) -> None:
+def mt_bench(limit: int, max_tokens: int, threads: int) -> None:
     from evalkit.backends import load_backend
     from evalkit.types import GenConfig
 
     questions = _questions(limit)
-    backend = load_backend("smollm2", {"threads": str(os.cpu_count() or 2)})
+    backend = load_backend("smollm2", {"threads": str(threads)})
     config = GenConfig(max_tokens=max_tokens)
     backend.gen_batch = 1
     sequential, t_seq = _two_turns(backend, questions, config)
@@ -88,13 +92,13 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 600
     raise RuntimeError("evalkit serve did not become ready")
 
 
-def serve_perf(levels: list[int], requests: int, max_tokens: int, limit: int) -> None:
+def serve_perf(levels: list[int], requests: int, max_tokens: int, limit: int, threads: int) -> None:
     from evalkit.perf import PerfSettings, run_sweep
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/v1"
     server = subprocess.Popen([sys.executable, "-m", "evalkit", "serve", "--model", "smollm2", "--port", str(port),
-                               "--log-level", "warning"], cwd=ROOT)
+                               "--log-level", "warning", "--model-args", f"threads={threads}"], cwd=ROOT)
     try:
         _wait_ready(url, server)
         prompts = tuple(q[0] for q in _questions(max(limit, requests)))[:requests]
@@ -127,14 +131,16 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--requests", type=int, default=16, help="requests per concurrency level")
     parser.add_argument("--concurrency", default="1,2,4,8")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in every arm")
     parser.add_argument("--skip-mtbench", action="store_true")
     parser.add_argument("--skip-serve", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not args.skip_mtbench:
-        mt_bench(args.limit, args.max_tokens)
+        mt_bench(args.limit, args.max_tokens, args.threads)
     if not args.skip_serve:
-        serve_perf([int(x) for x in args.concurrency.split(",")], args.requests, args.max_tokens, args.limit)
+        serve_perf([int(x) for x in args.concurrency.split(",")], args.requests, args.max_tokens, args.limit,
+                   args.threads)
 
 
 if __name__ == "__main__":

@@ -175,3 +175,34 @@ def test_report_task_page_shows_the_bias_section(data_dir: Path, tmp_path: Path)
     assert "position · flip rate</td><td class=\"num\">1.0</td>" in section
     reliability = page.split("<h2>Judge reliability", 1)[1].split("</section>", 1)[0]
     assert "first_position" not in reliability and "first position" not in reliability  # shown once, in its section
+
+
+def test_length_controlled_win_rate() -> None:
+    from evalkit.judges._lc import lc_win_rate
+
+    # length-neutral judge: the model wins 3 of 4 items whether its answer is longer or shorter -> the length
+    # term is 0 and the length-controlled rate equals the raw 0.75 (up to the small prior)
+    neutral = lc_win_rate([1, 1, 1, 0, 1, 1, 1, 0] * 5, [40, 80, 120, 60, -40, -80, -120, -60] * 5, rounds=50)
+    assert neutral["win_rate"] == 0.75 and neutral["lc_win_rate"] == pytest.approx(0.75, abs=0.01)
+    # length-biased judge: the model's answers are longer on 3 of 4 items and it wins 9 of 10 of those, but
+    # only 1 of 10 where it is shorter: raw 0.7, and at equal length it is about even
+    prefs = ([1.0] * 9 + [0.0]) * 3 + [1.0] + [0.0] * 9
+    diffs = [100.0] * 30 + [-100.0] * 10
+    biased = lc_win_rate(prefs, diffs, rounds=100)
+    assert biased["win_rate"] == pytest.approx(0.7) and biased["n"] == 40
+    assert biased["lc_win_rate"] == pytest.approx(0.5, abs=0.05) and biased["lc_win_rate"] < biased["win_rate"] - 0.15
+    assert biased["lc_win_rate_ci_low"] <= biased["lc_win_rate"] <= biased["lc_win_rate_ci_high"]
+
+
+def test_pairwise_against_a_baseline_reports_the_length_controlled_rate() -> None:
+    items = [JudgeItem(f"q{i}", "writing", 1, ("Q?",), ("m", "base"), ((a,), (b,)))
+             for i, (a, b) in enumerate([("aaaa", "a"), ("bbbb", "b"), ("c", "cccc"), ("d", "dddd")])]
+    from evalkit.judges import summarize
+
+    judge = GenerativeJudge(PAIR, LongerWins(), name="j")
+    panel = vote([judge])
+    scores = summarize(judge_items(panel, items), panel.stats, {"j": judge.stats}, reducer="mean", kind="pairwise",
+                       anchor="base", bootstrap_rounds=20)["scores"]
+    # m wins exactly where it is longer (2 of 4, by the same margin it loses by): raw 0.5, even at equal length
+    assert scores["m"]["score_rate"] == 0.5 and scores["m"]["lc_win_rate"] == pytest.approx(0.5, abs=0.01)
+    assert scores["m"]["lc_win_rate_ci_low"] <= 0.5 <= scores["m"]["lc_win_rate_ci_high"]

@@ -9,6 +9,8 @@ for first counts as first); the ranking is a Bradley-Terry fit on the pairwise o
 implies (better rank wins, equal ranks tie).
 Rubric judges: per model the mean of each aspect (over the judgments that rated it validly) and `overall`, the
 mean of the aspect means, weighted by the definition's aspect weights.
+Pairwise against a baseline: also each model's length-controlled win rate (AlpacaEval 2.0's GLM,
+`evalkit.judges._lc`) with a bootstrap interval, beside the raw `score_rate`.
 Every summary carries the judge-bias report (`evalkit.judges._bias`).
 """
 
@@ -139,6 +141,21 @@ def listwise_table(judged: Sequence[JudgedItem], *, seed: int = 0) -> dict[str, 
     return table
 
 
+def length_controlled(judged: Sequence[JudgedItem], baseline: str, *, seed: int = 0,
+                      rounds: int = 200) -> dict[str, dict[str, Any]]:
+    """Pairwise against a baseline: each model's raw and length-controlled win rate (`evalkit.judges._lc`)."""
+    from evalkit.judges._lc import lc_win_rate
+
+    per_model: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for j in judged:
+        if j.item.pairwise and j.item.models[1] == baseline and j.reduced.value is not None:
+            prefs, diffs = per_model[j.item.models[0]]
+            prefs.append(float(j.reduced.value))
+            diffs.append(len(j.item.answers[0][-1]) - len(j.item.answers[1][-1]))
+    return {m: {k: v for k, v in lc_win_rate(p, d, seed=seed, rounds=rounds).items() if k.startswith("lc_")}
+            for m, (p, d) in sorted(per_model.items())}
+
+
 def _rater_labels(judged: Sequence[JudgedItem], key_of: Any, reducer: str) -> dict[str, dict[str, Any]]:
     groups: dict[str, dict[str, list[Vote]]] = defaultdict(lambda: defaultdict(list))
     for j in judged:
@@ -267,6 +284,9 @@ def summarize(judged: Sequence[JudgedItem], stats: JudgeStats, judge_stats: Mapp
                 wins[j.item.models[0]].append(float(j.reduced.value))
                 wins[j.item.models[1]].append(1.0 - float(j.reduced.value))
         out["scores"] = {m: {"score_rate": round(sum(v) / len(v), 4), "n": len(v)} for m, v in sorted(wins.items())}
+        if anchor is not None:
+            for model, figures in length_controlled(judged, anchor, seed=seed, rounds=bootstrap_rounds).items():
+                out["scores"].setdefault(model, {}).update(figures)
     ranked = bradley_terry(battles_of(judged), anchor=anchor, rounds=bootstrap_rounds, seed=seed)
     out["ranking"] = [r.as_dict() for r in ranked]
     if labels is not None:

@@ -292,12 +292,12 @@ def _load(spec: CmbExamSpec, ctx: RunContext, opts: _Options) -> tuple[CmbSplit,
                           record_file=ctx.record_file, task=spec.name)
         pool: list[CmbQuestion] = []
         skipped = list(data.skipped)
-        if opts.num_fewshot:
-            shots = load_split(spec.data, spec.fewshot_split, data_dir=ctx.data_dir if data.origin == "local" else None,
-                               warn=notes.warn, record_file=ctx.record_file, task=spec.name) \
-                if opts.split != spec.fewshot_split else data
-            pool = shots.questions
-            skipped += shots.skipped if shots is not data else []
+        if opts.num_fewshot and opts.split == spec.fewshot_split:
+            pool = data.questions  # val scored: exemplars from val too, never the question itself
+        elif opts.num_fewshot:  # from the same place as the scored split (no data dir: the hub, else the demo)
+            shots = load_split(spec.data, spec.fewshot_split, warn=notes.warn, record_file=ctx.record_file,
+                               data_dir=ctx.data_dir if data.origin == "local" else None, task=spec.name)
+            pool, skipped = shots.questions, skipped + shots.skipped
     finally:
         notes.flush()
     if data.origin == "demo":

@@ -190,7 +190,7 @@ def test_smollm2_listwise_judge_through_serve(data_dir: Path, tmp_path: Path,
     from evalkit.server import create_app, serve_in_thread
 
     judge = tmp_path / "short-listwise.yaml"  # a short verdict budget keeps the CPU run quick
-    judge.write_text("name: short-listwise\nextends: listwise-vote\nmax_tokens: 48\nmax_retries: 1\n", encoding="utf-8")
+    judge.write_text("name: short-listwise\nextends: listwise-vote\nmax_tokens: 32\nmax_retries: 0\n", encoding="utf-8")
     with serve_in_thread(create_app(load_backend("smollm2"), "smollm2-judge")) as url:
         code = main(["judge", "--answers", str(data_dir / "mt_bench" / "model_answer"), "--judge", str(judge),
                      "--models", "gpt-4,llama-13b,vicuna-13b-v1.3", "--judge-model", "openai:smollm2-judge",
@@ -200,7 +200,7 @@ def test_smollm2_listwise_judge_through_serve(data_dir: Path, tmp_path: Path,
     run = Path(capsys.readouterr().out.strip().splitlines()[-1])
     results = json.loads((run / "results.json").read_text())
     cost = results["judge"]["cost"]
-    assert 2 <= cost["calls"] <= 4 and cost["completion_tokens"] > 0
+    assert cost["calls"] == 2 and cost["completion_tokens"] > 0
     rows = [json.loads(line) for line in (run / "samples" / "mt_bench.jsonl").read_text().splitlines()]
     assert len(rows) == 2
     for row in rows:  # a ranking is either valid (every model ranked) or left out, never scored

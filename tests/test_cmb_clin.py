@@ -92,3 +92,21 @@ def test_bleu_by_hand() -> None:
     assert sentence_bleu([], ["a"]) == 0.0
     assert sentence_bleu(["a", "b", "c"], ["a", "b", "c"]) == pytest.approx(1.0)
     assert 0.0 < sentence_bleu(["a", "b", "x"], ["a", "b", "c"]) < 1.0
+
+
+def test_max_tokens_option_is_checked() -> None:
+    from evalkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--task-args max_tokens=lots: give a positive whole number"):
+        run(_spec(), FakeBackend(), RunContext(task_args={"max_tokens": "lots"}), Sink())
+
+
+@pytest.mark.integration
+def test_cmb_clin_on_the_embedded_model(data_dir: Path, tmp_path: Path) -> None:
+    from evalkit.runner import RunOptions, execute
+
+    run_dir = execute(RunOptions(model="smollm2", tasks="cmb_clin", limit=1, data_dir=data_dir, output=tmp_path,
+                                 no_cache=True, quiet=True, task_args={"max_tokens": "48"}))
+    task = json.loads((run_dir / "results.json").read_text())["tasks"]["cmb_clin"]
+    assert task["n"] == 3 and task["info"]["data_origin"] == "local"  # the first real case has 3 questions
+    assert 0.0 <= task["metrics"]["rouge_l"] <= 1.0 and 0.0 <= task["metrics"]["bleu"] <= 1.0

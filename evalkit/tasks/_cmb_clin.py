@@ -56,7 +56,7 @@ __all__ = [
     "turn_conversation",
 ]
 
-_TASK_ARGS: set[str] = set()
+_TASK_ARGS = {"max_tokens"}
 register_sample_type("cmb_clin", JudgedSample)  # rubric-judge votes attach to these samples
 
 
@@ -218,7 +218,10 @@ def run(spec: CmbClinSpec, backend: Backend, ctx: RunContext, sink: SampleSink) 
     """Generate every question's answer (gold history) and score it by ROUGE-L and BLEU."""
     unknown = sorted(set(ctx.task_args) - _TASK_ARGS)
     if unknown:
-        raise ConfigError(f"--task-args {unknown[0]}: {spec.name} takes no task options")
+        raise ConfigError(f"--task-args {unknown[0]}: not an option of {spec.name}; known: max_tokens")
+    max_tokens = ctx.task_args.get("max_tokens", str(spec.max_tokens))
+    if not max_tokens.isdigit() or int(max_tokens) < 1:
+        raise ConfigError(f"--task-args max_tokens={max_tokens}: give a positive whole number")
     cases, origin, location, skipped = load_cases(spec, ctx)
     if ctx.limit is not None:
         cases = cases[:ctx.limit]
@@ -228,7 +231,7 @@ def run(spec: CmbClinSpec, backend: Backend, ctx: RunContext, sink: SampleSink) 
     turns = [(case, i) for case in cases for i in range(len(case.qa))]
     ctx.set_total(len(turns))
     conversations = [turn_conversation(spec, case, i) for case, i in turns]
-    completions = backend.generate(conversations, GenConfig(temperature=0.0, max_tokens=spec.max_tokens,
+    completions = backend.generate(conversations, GenConfig(temperature=0.0, max_tokens=int(max_tokens),
                                                             seed=ctx.seed))
     samples = [_sample(case, i, conv, completion.texts[0])
                for (case, i), conv, completion in zip(turns, conversations, completions)]

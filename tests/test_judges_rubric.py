@@ -4,6 +4,7 @@ left out, never zeroed), per-aspect means and a weighted overall, and a rubric a
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -98,10 +99,35 @@ def test_aspect_without_scale_names_file_and_line(tmp_path: Path, capsys: pytest
     assert code == 2 and len(err.splitlines()) == 1 and f"{path}:6:" in err
 
 
-def test_rubric_probability_mode_is_refused_in_one_line(data_dir: Path, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["judge", "--answers", str(data_dir / "mt_bench" / "model_answer"), "--models", "gpt-4",
-                 "--judge", "rubric-qa", "--judge-mode", "probability", "--judge-model", "fake:echo",
+def test_probability_mode_reads_each_aspect_on_its_own(data_dir: Path, tmp_path: Path) -> None:
+    # The scripted judge's loglikelihoods: after a JSON key, "8," 0.6, "9," 0.2, each other "k," 0.025
+    # (accuracy and helpfulness, 1..10); "4}" and "5}" 0.5 each (clarity, the last aspect, 1..5).
+    # Expected: accuracy = helpfulness = 0.6*8 + 0.2*9 + 0.025*(1+2+3+4+5+6+7+10) = 7.55, clarity = 4.5,
+    # overall = (2*7.55 + 7.55 + 4.5) / 4 = 6.7875.
+    table = {f"{k},": math.log(0.025) for k in range(1, 11)} | {"8,": math.log(0.6), "9,": math.log(0.2)}
+    table |= {f"{k}}}": math.log(1e-6) for k in range(1, 4)} | {"4}": math.log(0.5), "5}": math.log(0.5)}
+    options = JudgeRunOptions(answers=data_dir / "mt_bench" / "model_answer", data_dir=data_dir, output=tmp_path,
+                              judge=JudgeConfig("rubric-qa", models=("prob-judge",), mode="probability"),
+                              models=("gpt-4",), limit=2, turns=(1,), hub=False, bootstrap_rounds=10,
+                              echo=lambda m: None)
+    run = run_judge(options, backend_factory=lambda spec, args: from_script({"loglikelihood": table}))
+    assert run is not None
+    results = json.loads((run / "results.json").read_text())
+    entry = results["scores"]["gpt-4"]
+    assert entry["aspects"]["accuracy"]["mean"] == pytest.approx(7.55, abs=1e-4)
+    assert entry["aspects"]["helpfulness"]["mean"] == pytest.approx(7.55, abs=1e-4)
+    assert entry["aspects"]["clarity"]["mean"] == pytest.approx(4.5, abs=1e-4)
+    assert entry["overall"] == pytest.approx(6.7875, abs=1e-4) and entry["mean"] == pytest.approx(6.7875, abs=1e-4)
+    assert results["judge"]["cost"]["loglikelihood_requests"] == 2 * (10 + 10 + 5)
+    row = json.loads((run / "samples" / "mt_bench.jsonl").read_text().splitlines()[0])
+    part = row["votes"][0]["parts"][0]
+    assert part["distribution"]["accuracy=8"] == pytest.approx(0.6, abs=1e-6) and part["valid_mass"] < 1.01
+
+
+def test_listwise_probability_mode_is_refused_in_one_line(data_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["judge", "--answers", str(data_dir / "mt_bench" / "model_answer"), "--models", "gpt-4,llama-13b",
+                 "--judge", "listwise-vote", "--judge-mode", "probability", "--judge-model", "fake:echo",
                  "--data-dir", str(data_dir), "--limit", "1", "--no-cache", "-o", str(tmp_path / "runs")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "probability mode is not supported for rubric judges" in err
+    assert code == 2 and "probability mode is not supported for listwise judges" in err

@@ -138,11 +138,15 @@ def build_scorer(config: JudgeConfig, definition: JudgeDefinition, *, data_dir: 
         backend = backend_factory(spec, dict(config.args))
         for mode in modes:
             label = name if len(modes) == 1 else f"{name}[{mode}]"
-            if mode == "probability" and (definition.type == "listwise" or definition.aspects):
-                raise ConfigError(f"judge '{definition.name}': probability mode is not supported for "
-                                  f"{'listwise' if definition.type == 'listwise' else 'rubric'} judges; "
-                                  "use --judge-mode generate")
-            if definition.type == "listwise":
+            if mode == "probability" and definition.type == "listwise":
+                raise ConfigError(f"judge '{definition.name}': probability mode is not supported for listwise "
+                                  "judges; use --judge-mode generate")
+            if mode == "probability" and definition.aspects:
+                from evalkit.judges._rubric_probability import RubricProbabilityJudge
+
+                judges.append(RubricProbabilityJudge(definition, backend, name=label, votes=config.votes, seed=seed,
+                                                     data_dir=data_dir))
+            elif definition.type == "listwise":
                 from evalkit.judges._listwise import ListwiseJudge
 
                 judges.append(ListwiseJudge(definition, backend, name=label, votes=config.votes, seed=seed,

@@ -206,3 +206,35 @@ def test_pairwise_against_a_baseline_reports_the_length_controlled_rate() -> Non
     # m wins exactly where it is longer (2 of 4, by the same margin it loses by): raw 0.5, even at equal length
     assert scores["m"]["score_rate"] == 0.5 and scores["m"]["lc_win_rate"] == pytest.approx(0.5, abs=0.01)
     assert scores["m"]["lc_win_rate_ci_low"] <= 0.5 <= scores["m"]["lc_win_rate_ci_high"]
+
+
+def test_mt_bench_in_a_run_carries_the_bias_report(tmp_path: Path, data_dir: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalkit.tasks._kind import RunContext
+    from evalkit.tasks._spec import load_spec_file
+    from evalkit.tasks.multiturn_judge import run as run_mt_bench
+
+    monkeypatch.setenv("EVALKIT_OFFLINE", "1")
+    spec = load_spec_file(Path(__file__).resolve().parents[1] / "tasks" / "mt_bench.yaml")
+
+    class Sink:
+        def write(self, samples: Sequence[dict]) -> None:
+            pass
+
+    first = tmp_path / "first-pick.yaml"
+    first.write_text('replies:\n  - match: ".*"\n    texts: ["[[A]]"]\n', encoding="utf-8")
+    pairwise = JudgeConfig.from_cli(definition="mt-bench-pair", models=[f"fake:{first}"])
+    outcome = run_mt_bench(spec, from_script({}, name="answerer"), RunContext(
+        data_dir=data_dir, judge=pairwise, subsets=("writing",), limit=2, task_args={"baseline": "llama-13b"}), Sink())
+    # 2 questions x 2 turns = 4 votes, 8 verdicts, each for the answer shown first
+    assert outcome.info["bias"]["position"] == {"verdicts": 8, "decisive": 8, "first_position_rate": 1.0,
+                                                "tie_rate": 0.0, "swapped_votes": 4, "flip_rate": 1.0,
+                                                "reversal_rate": 1.0}
+    # the judge script is named after the judged model: its ratings of its own answers are self-preference
+    own = tmp_path / "answerer.yaml"
+    own.write_text('replies:\n  - match: ".*"\n    texts: ["Rating: [[8]]"]\n', encoding="utf-8")
+    single = JudgeConfig.from_cli(models=[f"fake:{own}"])
+    outcome = run_mt_bench(spec, from_script({}, name="answerer"),
+                           RunContext(judge=single, subsets=("writing",), limit=1), Sink())
+    assert outcome.info["bias"]["self_preference"] == {f"fake:{own}": {
+        "model": "answerer", "measure": "mean rating", "own": 8.0, "n_own": 2}}

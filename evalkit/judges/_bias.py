@@ -28,6 +28,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,10 +39,12 @@ __all__ = ["bias_report", "judge_base_name", "length_bias", "position_bias", "se
 
 
 def judge_base_name(judge: str) -> str:
-    """The model name inside a judge label: no backend prefix, folder, `[mode]` or `#k` suffix; lowercase."""
+    """The model name inside a judge label: no backend prefix, folder, file suffix (a script or GGUF file is
+    named after its model), `[mode]` or `#k` suffix; lowercase."""
     name = judge.split("[", 1)[0].split("#", 1)[0]
     name = name.split(":", 1)[1] if ":" in name else name
-    return name.rstrip("/").rsplit("/", 1)[-1].lower()
+    name = name.rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"\.(gguf|ya?ml|json)$", "", name, flags=re.IGNORECASE).lower()
 
 
 def _rate(hits: Sequence[float]) -> float | None:

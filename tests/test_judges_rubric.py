@@ -131,3 +131,28 @@ def test_listwise_probability_mode_is_refused_in_one_line(data_dir: Path, tmp_pa
                  "--data-dir", str(data_dir), "--limit", "1", "--no-cache", "-o", str(tmp_path / "runs")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "probability mode is not supported for listwise judges" in err
+
+
+@pytest.mark.integration
+def test_smollm2_as_a_probability_mode_rubric_judge(data_dir: Path) -> None:
+    """The embedded model reads an official answer on the three aspects, each from its own distribution."""
+    from evalkit.backends import load_backend
+    from evalkit.judges._rubric_probability import RubricProbabilityJudge
+    from evalkit.tasks import load_questions
+
+    question = next(q for q in load_questions(data_dir, hub=False) if q.category == "writing")
+    answer = json.loads((data_dir / "mt_bench" / "model_answer" / "llama-13b.jsonl").read_text().splitlines()[0])
+    item = JudgeItem(question.question_id, question.category, 1, question.turns[:1], ("llama-13b",),
+                     ((answer["choices"][0]["turns"][0],),))
+    judge = RubricProbabilityJudge(RUBRIC, load_backend("smollm2"), name="smollm2")
+    [[v]] = judge.judge([item])
+    part = v.parts[0]
+    assert part.aspects is not None and set(part.aspects) == {"accuracy", "helpfulness", "clarity"}
+    for aspect in RUBRIC.aspects:
+        low, high = aspect.scale
+        assert low <= part.aspects[aspect.name] <= high
+        probs = [p for k, p in part.distribution.items() if k.startswith(f"{aspect.name}=")]
+        assert len(probs) == high - low + 1 and sum(probs) == pytest.approx(1.0, abs=1e-4)
+    assert 0 < part.valid_mass <= 1 and judge.stats.loglikelihood_requests == 25
+    weighted = (2 * part.aspects["accuracy"] + part.aspects["helpfulness"] + part.aspects["clarity"]) / 4
+    assert v.value == pytest.approx(weighted, abs=1e-5)

@@ -236,4 +236,4 @@ def test_a_server_without_completions_is_scored_generatively_not_refused(ceval_d
             client.loglikelihood(REQS)
         assert _ceval("openai:m", ceval_dir, tmp_path / "chat", "--base-url", url) == 0
     (results,) = list(_results(tmp_path / "chat"))
-    assert results["tasks"]["ceval"]["info"]["mode"] == "generative" and results["tasks"]["ceval"]["n"] == 5
+    assert results["tasks"]["ceval"]["info"]["mode"] == "generate" and results["tasks"]["ceval"]["n"] == 5

@@ -50,3 +50,17 @@ def test_run_page_of_a_run_with_a_failed_task_says_why(tmp_path: Path) -> None:
     (page,) = list((tmp_path / "site" / "runs").glob("*.html"))
     text = page.read_text(encoding="utf-8")
     assert "This run stopped with an error" in text and "mytask" in text and "bad.csv" in text
+
+
+def test_leaderboard_shows_the_typed_name_and_a_fine_tune_beside_its_base() -> None:
+    from evalkit.report import run_from_results
+    from evalkit.report._board import merge_rows
+
+    task = {"kind": "multiple_choice", "metrics": {"acc": 0.5}, "n": 10}
+    base = run_from_results({"run_id": "a", "model": {"backend": "hf", "model": "smollm2-gguf", "name": "smollm2"},
+                             "tasks": {"cmmlu": task}})
+    tuned = run_from_results({"run_id": "b", "model": {"backend": "hf", "model": "smollm2-gguf", "name": "smollm2",
+                                                       "peft": "/adapters/med-lora", "peft_sha256": "ab12"},
+                              "tasks": {"cmmlu": {**task, "metrics": {"acc": 0.6}}}})
+    assert base.label == "smollm2" and tuned.label == "smollm2 + med-lora"
+    assert sorted(r.label for r in merge_rows([base, tuned])) == ["smollm2", "smollm2 + med-lora"]

@@ -265,7 +265,11 @@ class Run:
     def label(self) -> str:
         """The model name people know: the name they typed (a local path is shortened to its last part)."""
         name = str(self.model.get("name") or self.model.get("model") or self.run_id)
-        return Path(name).name or name if name.startswith(("/", "./", "~")) else name
+        label = Path(name).name or name if name.startswith(("/", "./", "~")) else name
+        adapter = self.model.get("peft")
+        if adapter:  # a fine-tune is its own row, next to its base model
+            label += f" + {Path(str(adapter)).name or adapter}"
+        return label
 
     @property
     def demo_data(self) -> bool:
@@ -280,7 +284,8 @@ class Run:
     @property
     def model_key(self) -> tuple[str, str, str]:
         """Identity used to merge runs of the same model into one leaderboard row."""
-        return (str(self.model.get("backend", "")), self.label, str(self.model.get("revision") or ""))
+        return (str(self.model.get("backend", "")), self.label,
+                f"{self.model.get('revision') or ''}{'|' + str(self.model['peft_sha256']) if self.model.get('peft_sha256') else ''}")
 
     @property
     def slug(self) -> str:
@@ -350,9 +355,9 @@ def judged_model_runs(parent: Run, data: Mapping[str, Any] | None = None) -> lis
         metrics.update({k: v for k, v in _mapping(entry.get("by_turn")).items() if _is_number(v)})
         groups = {str(c): {"score": v} for c, v in _mapping(entry.get("by_category")).items() if _is_number(v)}
         invalid = entry.get("invalid")
-        result = TaskRecord(kind="judged_answers", family="judged", metrics=metrics, groups=groups,
-                            n=int(entry["n"]) if _is_number(entry.get("n")) else 0,
-                            info={"invalid": invalid} if invalid is not None else {})
+        result = TaskRecord.model_validate({"kind": "judged_answers", "family": "judged", "metrics": metrics,
+                                            "groups": groups, "n": int(entry["n"]) if _is_number(entry.get("n")) else 0,
+                                            "info": {"invalid": invalid} if invalid is not None else {}})
         rows.append(Run(run_id=f"{parent.run_id}#{model}", created=parent.created,
                         model={"backend": "answers", "model": str(model)}, config=parent.config,
                         tasks={task: task_result(task, result)}, source=parent.source, parent=parent.run_id))

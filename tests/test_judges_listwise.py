@@ -212,3 +212,16 @@ def test_smollm2_listwise_judge_through_serve(data_dir: Path, tmp_path: Path,
     valid = sum(r["valid"] for r in rows)
     assert results["reliability"]["valid_rate"] == valid / 2
     assert sum(results["scores"].get(m, {}).get("n", 0) for m in ("gpt-4",)) == valid
+
+
+def test_reply_prefix_forces_the_verdict_start_on_a_local_backend() -> None:
+    # the fake backend renders chat as "<|role|>\ncontent\n" and continues raw text: the forced "[[" is the
+    # last thing of the prompt it sees, and the parsed reply starts with it
+    script = {"replies": [{"match": r"<\|assistant\|>\n\[\[$", "texts": ["3 > 1 > 2]]"]},
+                          {"match": ".*", "texts": ["no verdict"]}]}
+    forced = LISTWISE.model_copy(update={"reply_prefix": "[[", "max_retries": 0})
+    [[v]] = ListwiseJudge(forced, from_script(script), name="j").judge([_item(answers=("x", "y", "z"))])
+    part = v.parts[0]
+    assert part.raw == "[[3 > 1 > 2]]" and v.valid
+    shown = [int(i) for i in part.order.split(",")]
+    assert v.value.split(",")[shown[2]] == "1"  # the third answer shown ranked first

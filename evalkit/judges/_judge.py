@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
+from evalkit.backends._adapt import as_base_backend
 from evalkit.backends._protocol import Backend
 from evalkit.errors import TaskSpecError
 from evalkit.judges._parse import ParsedVerdict, parse_pairwise, parse_rating
 from evalkit.judges._records import Attempt, JudgeItem, JudgeStats, Vote, preference_of, verdict_of
 from evalkit.judges._spec import JudgeDefinition
-from evalkit.types import Conversation, GenConfig, Message
+from evalkit.types import Completion, Conversation, GenConfig, Message
 
 __all__ = ["GenerativeJudge", "Scorer", "build_conversation", "merge_orders", "orders_of"]
 
@@ -162,6 +164,16 @@ class GenerativeJudge:
     def _merge(self, sample: int, item: JudgeItem, parts: Sequence[Attempt]) -> Vote:
         return merge_orders(self.name, sample, item, parts)
 
+    def _generate(self, convs: list[Conversation], config: GenConfig) -> list[Completion]:
+        """Generate the judge replies; with a `reply_prefix`, the reply is forced to start with it where the
+        backend can continue a rendered chat prompt (local models), and the prefix is part of the parsed text."""
+        prefix = self.definition.reply_prefix
+        base = as_base_backend(self.backend)
+        if not prefix or not (base.can_render_chat and base.can_complete):
+            return self.backend.generate(convs, config)
+        completions = base.complete([base.render_chat(c) + prefix for c in convs], config)
+        return [replace(c, texts=tuple(prefix + t for t in c.texts)) for c in completions]
+
     def _run_sample(self, items: Sequence[JudgeItem], sample: int) -> dict[tuple[int, str], Attempt]:
         pending = [(i, order) for i, item in enumerate(items) for order in self._orders(item, sample)]
         convs = {key: self._conversation(items[key[0]], key[1]) for key in pending}
@@ -169,7 +181,7 @@ class GenerativeJudge:
         for retry in range(self.definition.max_retries + 1):
             if not pending:
                 break
-            completions = self.backend.generate([convs[k] for k in pending], self._config(sample, retry))
+            completions = self._generate([convs[k] for k in pending], self._config(sample, retry))
             self.stats.calls += len(pending)
             self.stats.retries += len(pending) if retry else 0
             still: list[tuple[int, str]] = []

@@ -108,6 +108,7 @@ class JudgeDefinition(_Frozen):
     reference: ReferencePolicy = ReferencePolicy()
     temperature: float = 0.0
     max_tokens: int = 1024
+    reply_prefix: str | None = None  # forced start of the judge's reply (e.g. "[["), where the backend can continue a rendered chat prompt
     max_retries: int = 2
     retry_temperature: float = 0.7
     fallbacks: bool = False

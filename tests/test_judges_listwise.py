@@ -225,3 +225,28 @@ def test_reply_prefix_forces_the_verdict_start_on_a_local_backend() -> None:
     assert part.raw == "[[3 > 1 > 2]]" and v.valid
     shown = [int(i) for i in part.order.split(",")]
     assert v.value.split(",")[shown[2]] == "1"  # the third answer shown ranked first
+
+
+def test_probability_mode_ranks_by_first_place_probability(data_dir: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # the scripted judge puts P(best) 0.5 on answer 1, 0.3 on answer 2, 0.2 on answer 3 whatever they say:
+    # a pure position bias, so each vote ranks the answers in the order shown
+    script = tmp_path / "prob.yaml"
+    script.write_text('loglikelihood: {"1": -0.6931471805599453, "2": -1.2039728043259361, '
+                      '"3": -1.6094379124341003}\n', encoding="utf-8")
+    code = main(["judge", "--answers", str(data_dir / "mt_bench" / "model_answer"), "--judge", "listwise-vote",
+                 "--judge-mode", "probability", "--models", "gpt-4,llama-13b,alpaca-13b", "--judge-votes", "3",
+                 "--judge-model", f"fake:{script}", "--data-dir", str(data_dir), "--limit", "2", "--turns", "1",
+                 "--no-cache", "-o", str(tmp_path / "runs")])
+    assert code == 0
+    run = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    results = json.loads((run / "results.json").read_text())
+    assert results["judge"]["cost"]["calls"] == 6 and results["judge"]["cost"]["loglikelihood_requests"] == 18
+    rows = [json.loads(line) for line in (run / "samples" / "mt_bench.jsonl").read_text().splitlines()]
+    for row in rows:
+        for v in row["votes"]:
+            part = v["parts"][0]
+            shown = [row["models"][int(i)] for i in part["order"].split(",")]
+            assert [part["distribution"][m] for m in shown] == pytest.approx([0.5, 0.3, 0.2])
+            assert part["value"].split(",") == [str(shown.index(m) + 1) for m in row["models"]]
+    assert results["reliability"]["bias"]["position"]["first_position_rate"] == 1.0

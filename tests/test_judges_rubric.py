@@ -124,15 +124,6 @@ def test_probability_mode_reads_each_aspect_on_its_own(data_dir: Path, tmp_path:
     assert part["distribution"]["accuracy=8"] == pytest.approx(0.6, abs=1e-6) and part["valid_mass"] < 1.01
 
 
-def test_listwise_probability_mode_is_refused_in_one_line(data_dir: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["judge", "--answers", str(data_dir / "mt_bench" / "model_answer"), "--models", "gpt-4,llama-13b",
-                 "--judge", "listwise-vote", "--judge-mode", "probability", "--judge-model", "fake:echo",
-                 "--data-dir", str(data_dir), "--limit", "1", "--no-cache", "-o", str(tmp_path / "runs")])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "probability mode is not supported for listwise judges" in err
-
-
 @pytest.mark.integration
 def test_smollm2_as_a_probability_mode_rubric_judge(data_dir: Path) -> None:
     """The embedded model reads an official answer on the three aspects, each from its own distribution."""

@@ -139,9 +139,11 @@ def build_scorer(config: JudgeConfig, definition: JudgeDefinition, *, data_dir: 
         for mode in modes:
             label = name if len(modes) == 1 else f"{name}[{mode}]"
             if mode == "probability" and definition.type == "listwise":
-                raise ConfigError(f"judge '{definition.name}': probability mode is not supported for listwise "
-                                  "judges; use --judge-mode generate")
-            if mode == "probability" and definition.aspects:
+                from evalkit.judges._listwise_probability import ListwiseProbabilityJudge
+
+                judges.append(ListwiseProbabilityJudge(definition, backend, name=label, votes=config.votes,
+                                                       seed=seed, data_dir=data_dir))
+            elif mode == "probability" and definition.aspects:
                 from evalkit.judges._rubric_probability import RubricProbabilityJudge
 
                 judges.append(RubricProbabilityJudge(definition, backend, name=label, votes=config.votes, seed=seed,
@@ -235,7 +237,7 @@ def plan_calls(config: JudgeConfig, definition: JudgeDefinition, items: Sequence
     vote and judge model; `max_calls` adds every allowed retry (generative mode only).
     """
     votes = config.votes
-    if definition.mode == "probability" and definition.probability.rationale_tokens <= 0:
+    if definition.mode == "probability" and definition.probability.rationale_tokens <= 0 and definition.type != "listwise":
         votes = 1
     judges = len(config.models) if config.models else 1
     per_judge = sum(len(orders_of(item)) for item in items) * votes

@@ -240,8 +240,6 @@ def load_judge_definition(name_or_path: str) -> JudgeDefinition:
         raise TaskSpecError(f"{path}: define 'prompts' or 'fastchat_prompts'")
     if definition.aspects and definition.type != "single":
         raise TaskSpecError(f"{path}: rubric 'aspects' apply to type single, not {definition.type}")
-    if definition.type == "listwise" and definition.mode != "generate":
-        raise TaskSpecError(f"{path}: a listwise judge works in mode generate (probability mode is not supported)")
     return definition
 
 

@@ -11,6 +11,8 @@ attempt with the order itself (`order` "2,0,1": the item's models[2] was shown f
 cancels out, and the bias report measures it.
 
 Ranks are fractional under ties (two answers tied for first both get 1.5), so mean ranks stay comparable.
+A small judge that cannot write a ranking can be read in probability mode instead (`--judge-mode probability`,
+`evalkit.judges._listwise_probability`), or made to start its reply with `[[` (`reply_prefix` in the YAML).
 
 Examples:
     >>> parse_ranking("Best is 2. [[2 > 1 = 3]]", 3).value

@@ -351,7 +351,9 @@ def judged_model_runs(parent: Run, data: Mapping[str, Any] | None = None) -> lis
             metrics["score"] = entry["mean"]
             if _is_number(entry.get("ci_low")) and _is_number(entry.get("ci_high")):
                 metrics.update(score_ci_low=entry["ci_low"], score_ci_high=entry["ci_high"])
-        metrics.update({k: v for k, v in entry.items() if k == "score_rate" and _is_number(v)})
+        metrics.update({k: v for k, v in entry.items()  # pairwise, listwise and rubric headline figures
+                        if k in ("score_rate", "mean_rank", "first_place_rate", "overall", "lc_win_rate",
+                                 "lc_win_rate_ci_low", "lc_win_rate_ci_high") and _is_number(v)})
         metrics.update({k: v for k, v in _mapping(entry.get("by_turn")).items() if _is_number(v)})
         groups = {str(c): {"score": v} for c, v in _mapping(entry.get("by_category")).items() if _is_number(v)}
         invalid = entry.get("invalid")

@@ -88,3 +88,12 @@ def test_console_script_usage_error_has_no_traceback() -> None:
                           text=True, timeout=120, check=False)
     assert proc.returncode == 2
     _one_error_line(proc.stderr)
+
+
+def test_warnings_are_not_hard_wrapped_when_stderr_is_not_a_terminal(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--model", "fake:echo", "--tasks", "cmmlu:agronomy", "--limit", "1",
+                 "--output", str(tmp_path / "runs")]) == 0
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if x.startswith("warning: cmmlu: using evalkit's small DEMO set")]
+    assert len(line) > 120 and line.rstrip().endswith("pass --data-dir for real numbers")  # one whole line

@@ -128,7 +128,7 @@ def _write_samples(writer: _Writer, run: Run, task: str, source: Path) -> dict[s
     base = f"samples/{run.slug}/{slug(task)}"
     folder = writer.out / base
     folder.mkdir(parents=True, exist_ok=True)
-    total = wrong = invalid = chunks = 0
+    total = wrong = invalid = chunks = generated = unextractable = 0
     subsets: dict[str, None] = {}
     buffer: list[dict[str, Any]] = []
 
@@ -142,6 +142,8 @@ def _write_samples(writer: _Writer, run: Run, task: str, source: Path) -> dict[s
         total += 1
         wrong += record["wrong"]
         invalid += record["invalid"]
+        generated += bool(record["stage"])
+        unextractable += record["unextractable"]
         if record["subset"]:
             subsets.setdefault(record["subset"])
         buffer.append(record)
@@ -149,7 +151,8 @@ def _write_samples(writer: _Writer, run: Run, task: str, source: Path) -> dict[s
             flush()
     if buffer or chunks == 0:
         flush()
-    stats = {"total": total, "wrong": wrong, "invalid": invalid}
+    stats = {"total": total, "wrong": wrong, "invalid": invalid, "generated": generated,
+             "unextractable": unextractable}
     config = {"chunks": chunks, "chunk_size": CHUNK_SIZE, "base": slug(task), **stats,
               "subsets": sorted(subsets)}
     writer.page("samples.html.j2", f"{base}.html", run=run, task=task, config=config, stats=stats)

@@ -18,7 +18,8 @@ __all__ = ["CHUNK_SIZE", "chunk_script", "iter_records", "sample_record"]
 CHUNK_SIZE = 200
 _KNOWN = frozenset({"id", "subset", "doc_index", "prompt", "target", "prediction", "correct", "score",
                     "choice_logprobs", "responses", "votes", "turns", "question", "messages", "models", "answers",
-                    "valid", "judge_prompt"})
+                    "valid", "judge_prompt", "response", "thinking", "answer", "extraction_stage",
+                    "extraction_pattern", "extracted"})
 _MAX_EXTRA = 400
 
 
@@ -90,8 +91,31 @@ def _responses(sample: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def _generated(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """A generated multiple-choice answer read by the extraction cascade: thought, answer and stage apart.
+
+    `unextractable` marks an answer from which no stage read a letter (`prediction` null); samples of other
+    kinds carry empty fields and are never unextractable.
+    """
+    if "extraction_stage" not in sample:
+        return {"thinking": "", "answer": "", "raw_output": "", "prediction": "", "stage": "", "unextractable": False}
+    answer = _text(sample.get("answer"))
+    raw = _text(sample.get("response"))
+    stage = _text(sample.get("extraction_stage"))
+    if sample.get("extraction_pattern"):
+        stage += f" ({_text(sample['extraction_pattern'])})"
+    letter = sample.get("prediction")
+    return {"thinking": _text(sample.get("thinking")), "answer": answer,
+            "raw_output": raw if raw != answer else "", "prediction": "" if letter is None else _text(letter),
+            "stage": stage, "unextractable": letter is None}
+
+
 def sample_record(sample: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """The compact, display-ready form of one sample line."""
+    """The compact, display-ready form of one sample line.
+
+    Generated multiple-choice answers (they carry `extraction_stage`) keep the thought, the answer the cascade
+    read, the raw output, the extracted letter and its stage as separate fields; their `responses` is empty.
+    """
     correct = sample.get("correct")
     score = _number(sample.get("score"))
     raw = sample["responses"] if _judge_layout(sample) and isinstance(sample.get("responses"), list) else []
@@ -107,7 +131,7 @@ def sample_record(sample: Mapping[str, Any], index: int) -> dict[str, Any]:
         "model": ", ".join(str(m) for m in models) if isinstance(models, list) else "",
         "prompt": _text(prompt),
         "target": _text(sample.get("target")),
-        "responses": _responses(sample),
+        "responses": [] if "extraction_stage" in sample else _responses(sample),
         "correct": bool(correct) if isinstance(correct, bool) else None,
         "score": score,
         "perplexity": _number(sample.get("token_perplexity", sample.get("perplexity"))),
@@ -118,6 +142,7 @@ def sample_record(sample: Mapping[str, Any], index: int) -> dict[str, Any]:
         "logprobs": {str(k): _number(v) for k, v in sorted(logprobs.items())} if isinstance(logprobs, Mapping)
         else None,
         "extra": extra,
+        **_generated(sample),
     }
 
 

@@ -140,6 +140,8 @@
     var verdict = verdictOf(s);
     if (verdict) { head.appendChild(el("span", "verdict " + verdict[1], verdict[0])); }
     if (s.invalid) { head.appendChild(el("span", "verdict bad", "invalid judgment")); }
+    if (s.unextractable) { head.appendChild(el("span", "verdict bad", "unextractable")); }
+    if (s.stage) { card.setAttribute("data-stage", s.stage.split(" ")[0]); }
     card.appendChild(head);
     var parts = [];
     var cut = s.prompt.lastIndexOf("\n\n");
@@ -151,6 +153,13 @@
       parts.push(field("prompt", s.prompt, s.prompt.length > 400));
     }
     parts.push(field("target", s.target, false));
+    if (s.stage) {
+      // generated multiple-choice answer: the thought stays folded, the answer the cascade read is in view
+      parts.push(field("thinking", s.thinking, true));
+      parts.push(field("answer", s.answer, false));
+      parts.push(field("extracted", (s.prediction || "none (unextractable)") + " · stage " + s.stage, false));
+      parts.push(field("raw output", s.raw_output, true));
+    }
     s.responses.forEach(function (r, i) {
       parts.push(field(s.responses.length > 1 ? "response " + (i + 1) : "response", r, false));
     });
@@ -175,10 +184,11 @@
     var config = JSON.parse($("#evk-data").textContent);
     var chunks = new Array(config.chunks);
     var waiting = {};
-    var state = { page: 0, query: "", wrong: false, invalid: false, subset: "" };
+    var state = { page: 0, query: "", wrong: false, invalid: false, unextractable: false, subset: "" };
     var list = $("#samples");
     var count = $("#sample-count");
     var subset = $("#sample-subset");
+    var unextractable = $("#only-unextractable");
 
     window.evkChunk = function (index, records) {
       chunks[index] = records;
@@ -201,13 +211,15 @@
       for (var i = first; i <= last && i < config.chunks; i++) { jobs.push(load(i)); }
       return Promise.all(jobs);
     }
-    function filtering() { return state.query || state.wrong || state.invalid || state.subset; }
+    function filtering() { return state.query || state.wrong || state.invalid || state.unextractable || state.subset; }
     function matches(s) {
       if (state.wrong && !s.wrong) { return false; }
       if (state.invalid && !s.invalid) { return false; }
+      if (state.unextractable && !s.unextractable) { return false; }
       if (state.subset && s.subset !== state.subset) { return false; }
       if (!state.query) { return true; }
       var hay = s._hay || (s._hay = [s.id, s.model, s.subset, s.prompt, s.target, s.responses.join("\n"),
+        s.thinking || "", s.answer || "",
         s.votes.map(function (v) { return v.judge + " " + v.verdict + " " + v.reasoning; }).join("\n")]
         .join("\n").toLowerCase());
       return hay.indexOf(state.query) !== -1;
@@ -227,6 +239,7 @@
       if (state.subset) { parts.push("subset=" + encodeURIComponent(state.subset)); }
       if (state.wrong) { parts.push("wrong=1"); }
       if (state.invalid) { parts.push("invalid=1"); }
+      if (state.unextractable) { parts.push("unextractable=1"); }
       if (state.page) { parts.push("page=" + (state.page + 1)); }
       var hash = parts.length ? "#" + parts.join("&") : "";
       if (hash !== location.hash) {
@@ -243,6 +256,10 @@
         if (key === "subset" && subset) { state.subset = value; subset.value = value; }
         if (key === "wrong") { state.wrong = value === "1"; $("#only-wrong").checked = state.wrong; }
         if (key === "invalid") { state.invalid = value === "1"; $("#only-invalid").checked = state.invalid; }
+        if (key === "unextractable" && unextractable) {
+          state.unextractable = value === "1";
+          unextractable.checked = state.unextractable;
+        }
         if (key === "page") { state.page = Math.max(0, (parseInt(value, 10) || 1) - 1); }
       });
     }
@@ -276,6 +293,9 @@
     });
     $("#only-wrong").addEventListener("change", function (e) { state.wrong = e.target.checked; state.page = 0; render(); });
     $("#only-invalid").addEventListener("change", function (e) { state.invalid = e.target.checked; state.page = 0; render(); });
+    if (unextractable) {
+      unextractable.addEventListener("change", function (e) { state.unextractable = e.target.checked; state.page = 0; render(); });
+    }
     if (subset) { subset.addEventListener("change", function (e) { state.subset = e.target.value; state.page = 0; render(); }); }
     $("#prev").addEventListener("click", function () { if (state.page > 0) { state.page -= 1; render(); } });
     $("#next").addEventListener("click", function () { state.page += 1; render(); });

@@ -29,6 +29,7 @@ from evalkit.report._board import (
 )
 from evalkit.report._model import FAMILY_LABELS, Run, format_value, is_fraction_metric, lower_is_better, slug
 from evalkit.report._pages import run_context, task_context
+from evalkit.report._perf import PERF_PAGE, PerfReport, perf_context
 from evalkit.report._samples import CHUNK_SIZE, chunk_script, iter_records
 
 __all__ = ["SiteSummary", "build_site", "reports_dir"]
@@ -92,7 +93,7 @@ def _env(templates: Path) -> Any:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              extensions=["jinja2.ext.do"])
     env.filters.update(fmt=_fmt, ci=_ci, json_script=json_script, slug=slug)
-    env.globals.update(families=FAMILY_LABELS, lower_is_better=lower_is_better, nav_tasks=[],
+    env.globals.update(families=FAMILY_LABELS, lower_is_better=lower_is_better, nav_tasks=[], nav_perf=False,
                        evalkit_version=_version())
     return env
 
@@ -159,8 +160,12 @@ def _write_samples(writer: _Writer, run: Run, task: str, source: Path) -> dict[s
     return {**stats, "href": f"{base}.html"}
 
 
-def build_site(runs: Sequence[Run], out: Path, *, title: str = "evalkit leaderboard") -> SiteSummary:
-    """Write the whole site for `runs` into `out` (created if missing; other files there are left alone)."""
+def build_site(runs: Sequence[Run], out: Path, *, title: str = "evalkit leaderboard",
+               perf: Sequence[PerfReport] = ()) -> SiteSummary:
+    """Write the whole site for `runs` into `out` (created if missing; other files there are left alone).
+
+    `perf` reports (`evalkit perf --output` files) add a "Load test" page, perf.html.
+    """
     if not runs:
         raise DataError("no runs to report: pass runs/, a run directory, a results.json or --import-lm-eval FILE")
     seen: dict[str, Run] = {}
@@ -171,7 +176,7 @@ def build_site(runs: Sequence[Run], out: Path, *, title: str = "evalkit leaderbo
         seen[run.slug] = run
     writer = _Writer(out, title)
     tasks = sorted({t for run in runs for t in run.tasks})
-    writer.env.globals["nav_tasks"] = tasks
+    writer.env.globals.update(nav_tasks=tasks, nav_perf=bool(perf))
     rows = merge_rows(runs)
     board = build_leaderboard(rows, overview_columns(rows))
     samples: dict[tuple[str, str], dict[str, Any]] = {}
@@ -188,6 +193,8 @@ def build_site(runs: Sequence[Run], out: Path, *, title: str = "evalkit leaderbo
                     board=task_board, **task_context(task_board, task, pages, samples))
     for run in pages:
         writer.page("run.html.j2", f"runs/{run.slug}.html", run=run, **run_context(run, samples))
+    if perf:
+        writer.page("perf.html.j2", PERF_PAGE, **perf_context(perf))
     return SiteSummary(out=out, pages=writer.pages, sample_pages=len(samples), models=len(rows), tasks=len(tasks))
 
 

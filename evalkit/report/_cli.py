@@ -16,6 +16,8 @@ def report(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the site (index.html)")] = Path("site"),
     import_lm_eval: Annotated[list[Path] | None, typer.Option(
         "--import-lm-eval", help="An lm-eval results_*.json to show as a leaderboard row (repeatable)")] = None,
+    perf: Annotated[list[Path] | None, typer.Option(
+        "--perf", help="An `evalkit perf --output` JSON to show on a Load test page (repeatable)")] = None,
     title: Annotated[str, typer.Option(help="Site title")] = "evalkit leaderboard",
 ) -> None:
     """Build a static HTML leaderboard (index, task, run and sample pages) that opens from disk."""
@@ -24,6 +26,7 @@ def report(
     from evalkit.errors import DataError
     from evalkit.report._build import build_site
     from evalkit.report._model import discover_results, load_runs, run_from_record
+    from evalkit.report._perf import load_perf
     from evalkit.store._lmeval_import import lmeval_record
 
     if not runs and not import_lm_eval:
@@ -32,6 +35,7 @@ def report(
     from evalkit.store._writer import ensure_output_dir
 
     ensure_output_dir(output, flag="report -o")
+    perf_reports = [load_perf(path) for path in perf or []]
     started = time.perf_counter()
     loaded = [run for path in discover_results(runs or []) for run in load_runs(path)]
     for path in import_lm_eval or []:
@@ -39,7 +43,7 @@ def report(
     if not loaded:
         raise DataError(f"no results.json found under {', '.join(str(p) for p in runs or [])}; "
                         "run `evalkit run` first or point at runs/<run_id>/")
-    summary = build_site(loaded, output, title=title)
+    summary = build_site(loaded, output, title=title, perf=perf_reports)
     elapsed = time.perf_counter() - started
     typer.echo(f"wrote {_count(summary.pages, 'page')} ({_count(summary.models, 'model')}, "
                f"{_count(summary.tasks, 'task')}, {_count(summary.sample_pages, 'sample browser')}) in "

@@ -9,13 +9,14 @@ mode that ran. `circular=true` asks every question under each cyclic rotation of
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalkit.backends._protocol import Backend, BackendBase
 from evalkit.errors import ConfigError, EvalkitError, UnsupportedRequest
 from evalkit.tasks._circular import acc_circular, check_letters, circular_variants
+from evalkit.tasks._mc_chat import ChatScoring
 from evalkit.tasks._mc_generative import McOptions, generative_info, generative_metrics, run_generative
 from evalkit.tasks._mc_generative import MCQuestion as _Question
 from evalkit.types import LoglikelihoodRequest, LoglikelihoodResult
@@ -29,6 +30,7 @@ class ModeState:
 
     options: McOptions
     extractor: BackendBase | None = None
+    chat: ChatScoring = field(default_factory=ChatScoring)
 
 
 def open_extractor(spec: str | None, cache_path: Path | None) -> BackendBase | None:
@@ -91,6 +93,9 @@ def score_subject(questions: Sequence[_Question], build: Callable[[Any], str], *
     options = state.options
     if options.circular:
         check_letters(letters, task)
+    if state.chat.apply_chat_template and options.mode in ("generate", "cot"):
+        raise ConfigError(f"--task-args apply_chat_template=true: only applies to mode=loglikelihood (mode="
+                          f"{options.mode} always uses the chat template); drop it or use mode=loglikelihood")
     if options.mode in (None, "loglikelihood"):
         try:
             return _loglikelihood(questions, build, letters, delimiter, subject, backend, options.circular, task)
@@ -128,4 +133,7 @@ def mode_info(samples: Sequence[Mapping[str, Any]], state: ModeState) -> dict[st
     """results.json facts about the mode that ran."""
     if state.options.mode in ("generate", "cot"):
         return generative_info(samples, state.options)
-    return {"mode": "loglikelihood", "circular": state.options.circular}
+    info: dict[str, Any] = {"mode": "loglikelihood", "circular": state.options.circular}
+    if state.chat.apply_chat_template:
+        info.update(apply_chat_template=True, fewshot_as_multiturn=state.chat.fewshot_as_multiturn)
+    return info

@@ -31,6 +31,7 @@ from evalkit.tasks._data import (
     read_text_file,
 )
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
+from evalkit.tasks._mc_chat import CHAT_TASK_ARGS, chat_turns, parse_chat_options, render_for_scoring
 from evalkit.tasks._mc_generative import MC_TASK_ARGS, parse_mc_options
 from evalkit.tasks._mc_modes import ModeState, mode_info, mode_metrics, open_extractor, score_subject
 from evalkit.tasks._prompt import render, template_variables
@@ -38,7 +39,7 @@ from evalkit.tasks._spec import TaskSpecBase
 
 __all__ = ["MultipleChoiceSpec", "PromptStyle", "build_prompt", "run"]
 
-_TASK_ARGS = {"prompt_style", "fewshot_sampler"} | MC_TASK_ARGS
+_TASK_ARGS = {"prompt_style", "fewshot_sampler"} | MC_TASK_ARGS | CHAT_TASK_ARGS
 MetricName = Literal["acc", "acc_norm"]
 _SUBJECT_VARIABLES = frozenset({"subject", "subject_zh", "subject_name"})
 _QUESTION_VARIABLES = _SUBJECT_VARIABLES | {"question", "choices", "answer"}  # + one variable per option letter
@@ -319,7 +320,8 @@ def run(spec: MultipleChoiceSpec, backend: Backend, ctx: RunContext, sink: Sampl
         raise DataError(missing_data_message(spec.name, spec.data, ctx.data_dir, subjects, spec.eval_split))
     _data_warnings(spec, ctx, loaded, origin, missing)
     ctx.set_total(sum(len(d.questions) for d in loaded.values()))
-    state = ModeState(parse_mc_options(ctx.task_args, repeats=ctx.repeats, seed=ctx.seed))
+    state = ModeState(parse_mc_options(ctx.task_args, repeats=ctx.repeats, seed=ctx.seed),
+                      chat=parse_chat_options(ctx.task_args))
     state.extractor = open_extractor(state.options.extractor, ctx.cache_path)
     kept: dict[str, list[dict[str, Any]]] = {}
     for subject, data in loaded.items():
@@ -346,8 +348,17 @@ def _score_subject(spec: MultipleChoiceSpec, style: PromptStyle, subject: str, d
                    backend: Backend, state: ModeState) -> list[dict[str, Any]]:
     where = f"{spec.source_file or spec.name}: prompt"
     header = render(style.description, _variables(spec, subject, None), where=where)
-    return score_subject(data.questions, lambda q: build_prompt(spec, style, subject, data.shots, q),
-                         letters="".join(spec.letters), delimiter=style.target_delimiter, subject=subject,
+    build: Any = lambda q: build_prompt(spec, style, subject, data.shots, q)
+    delimiter = style.target_delimiter
+    if state.chat.apply_chat_template:
+        shots = [(render(style.doc_to_text, _variables(spec, subject, s), where=where), s.answer) for s in data.shots]
+        build = lambda q: render_for_scoring(backend, chat_turns(
+            header, shots, render(style.doc_to_text, _variables(spec, subject, q), where=where),
+            multiturn=state.chat.fewshot_as_multiturn, target_delimiter=style.target_delimiter,
+            fewshot_delimiter=style.fewshot_delimiter))
+        delimiter = ""  # lm-eval scores the letter right after the generation prompt (no gen_prefix)
+    return score_subject(data.questions, build,
+                         letters="".join(spec.letters), delimiter=delimiter, subject=subject,
                          header=header, shots=data.shots, backend=as_base_backend(backend), state=state,
                          task=spec.name)
 

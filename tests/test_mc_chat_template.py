@@ -16,7 +16,7 @@ from evalkit.errors import ConfigError
 from evalkit.records import load_record
 from evalkit.runner import RunOptions, execute
 from evalkit.tasks._mc_chat import chat_turns, parse_chat_options, render_for_scoring
-from evalkit.types import LoglikelihoodRequest, LoglikelihoodResult, Message
+from evalkit.types import LoglikelihoodResult, Message
 
 
 @dataclass
@@ -40,7 +40,7 @@ def test_multiturn_shots_system_description_and_no_delimiter(tmp_path: Path) -> 
     record = load_record(_run(tmp_path, backend, "cmmlu:computer_science", apply_chat_template="true"))
     info = record.tasks["cmmlu"].info
     assert info["apply_chat_template"] is True and info["fewshot_as_multiturn"] is True  # lm-eval's default
-    context, continuation = backend.seen[0]
+    context = backend.seen[0][0]
     assert [c for _, c in backend.seen[:4]] == ["A", "B", "C", "D"]  # no target delimiter under a template
     assert context.startswith("<|system|>\n") and context.endswith("答案是：\n<|assistant|>\n")
     assert context.count("<|user|>") == context.count("<|assistant|>") == 6  # 5 shots + the question
@@ -138,4 +138,3 @@ def test_chat_turns_layouts() -> None:
         ("assistant", "C"), ("user", "Q3\n答案：")]
     single = chat_turns("", shots, "Q3\n答案：", multiturn=False)
     assert [(m.role, m.content) for m in single] == [("user", "Q1\n答案： A\n\nQ2\n答案： C\n\nQ3\n答案：")]
-    assert isinstance(LoglikelihoodRequest("a", "b"), LoglikelihoodRequest)

@@ -17,11 +17,12 @@ implementation) per answer, averaged; BLEU-4 on jieba words, corpus level (`corp
 precisions pooled over all answers, brevity penalty, no smoothing) and per answer (`sentence_bleu`, add-one
 smoothing for n > 1, Lin & Och 2004) for the per-case rows.
 
-Judge hook: the four-aspect LLM judge of the CMB paper (fluency, relevance, completeness, proficiency in
-medicine, 1–5 each) is not run here. The spec names its default judge (`judge:` in tasks/cmb_clin.yaml) and each
-sample carries what a rubric judge needs: `description`, `question`, `reference`, `prediction` and the
-conversation in `prompt`; `judge_items(samples)` returns exactly those, one per answer, for the rubric-judge
-machinery to score and attach.
+Judge: the four-aspect rubric judge of the CMB paper (fluency, relevance, completeness, proficiency in
+medicine, 1–5 each) is `judges/cmb_clin.yaml`, named by `judge:` in tasks/cmb_clin.yaml; it runs when the run
+asks for judging (`--judge-model M`, optionally `--judge-mode probability`) through the task judge step
+(`evalkit.tasks._task_judge`): it reads the case description with the question, the reference and the answer
+(thinking stripped), and adds `judge_score`, `judge_<aspect>` and `judge_valid_rate` to the metrics and a
+`judge` entry (score, aspects, votes) to each sample. `judge_items(samples)` returns what it reads.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,7 @@ from evalkit.records import JudgedSample, register_sample_type
 from evalkit.tasks._data import HubSource, check_data_dir, load_hub, read_file_rows, tasks_root
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
 from evalkit.tasks._spec import TaskSpecBase
+from evalkit.tasks._task_judge import JudgeInput, start_judging
 from evalkit.tasks._thinking import split_thinking
 from evalkit.types import GenConfig, Message
 
@@ -49,6 +51,7 @@ __all__ = [
     "ClinCase",
     "CmbClinSpec",
     "corpus_bleu",
+    "judge_inputs",
     "judge_items",
     "load_cases",
     "run",
@@ -77,7 +80,6 @@ class CmbClinSpec(TaskSpecBase):
     first_turn: str = "以下是一位病人的病例：\n{description}\n{question}"
     later_turn: str = "{question}"
     max_tokens: int = Field(default=512, ge=1)
-    judge: str | None = None  # the default rubric judge definition (judges/<name>.yaml), for the judge machinery
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,12 @@ def judge_items(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: s[k] for k in keys} for s in samples]
 
 
+def judge_inputs(samples: Sequence[dict[str, Any]]) -> list[JudgeInput]:
+    """The judge's view of each answer: the case and question together, the answer, the reference."""
+    return [JudgeInput(s["id"], s["subset"] or "cmb_clin", f"病例：{s['description']}\n问题：{s['question']}",
+                       s["prediction"], s["reference"]) for s in samples]
+
+
 def run(spec: CmbClinSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
     """Generate every question's answer (gold history) and score it by ROUGE-L and BLEU."""
     unknown = sorted(set(ctx.task_args) - _TASK_ARGS)
@@ -228,6 +236,7 @@ def run(spec: CmbClinSpec, backend: Backend, ctx: RunContext, sink: SampleSink) 
     if origin == "demo":
         ctx.warn(f"{spec.name}: using evalkit's small DEMO set ({len(cases)} original cases, not CMB-Clin); "
                  f"pass --data-dir for real numbers")
+    judging = start_judging(spec, ctx, backend.identity.model)
     turns = [(case, i) for case in cases for i in range(len(case.qa))]
     ctx.set_total(len(turns))
     conversations = [turn_conversation(spec, case, i) for case, i in turns]
@@ -235,9 +244,15 @@ def run(spec: CmbClinSpec, backend: Backend, ctx: RunContext, sink: SampleSink) 
                                                             seed=ctx.seed))
     samples = [_sample(case, i, conv, completion.texts[0])
                for (case, i), conv, completion in zip(turns, conversations, completions)]
+    if judging is not None:
+        judging.judge(judge_inputs(samples), samples)
     sink.write(samples)
     ctx.advance(len(samples))
-    return _outcome(spec, samples, origin, location, skipped)
+    outcome = _outcome(spec, samples, origin, location, skipped)
+    if judging is None:
+        return outcome
+    metrics, summary = judging.outcome()
+    return replace(outcome, metrics={**outcome.metrics, **metrics}, info={**outcome.info, "judge": summary})
 
 
 def _sample(case: ClinCase, turn: int, conv: Sequence[Message], text: str) -> dict[str, Any]:
@@ -270,7 +285,7 @@ def _outcome(spec: CmbClinSpec, samples: list[dict[str, Any]], origin: str, loca
                                         "sentence_bleu": sentence, "sentence_bleu_stderr": sentence_se}
     info = {"data_origin": origin, "location": location, "cases": len(by_case), "skipped_rows": len(skipped),
             "skipped": skipped[:20], "history": "gold answers (as CMB's collate_conv)",
-            "judge": f"not run by this task: the rubric judge '{spec.judge}' scores judge_items(samples)"
+            "judge": f"not run: pass --judge-model M to grade with the rubric judge '{spec.judge.definition}'"
             if spec.judge else "none named"}
     return TaskOutcome(metrics={k: v for k, v in metrics.items() if not (isinstance(v, float) and math.isnan(v))},
                        n=len(samples), subtasks=subtasks, info=info)

@@ -15,19 +15,44 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evalkit.errors import ConfigError, TaskSpecError
 
 if TYPE_CHECKING:
     from evalkit.tasks._kind import TaskKind
 
-__all__ = ["RegisteredTaskKind", "TaskSpecBase", "load_spec_file",
+__all__ = ["RegisteredTaskKind", "TaskJudge", "TaskSpecBase", "load_spec_file",
            "register_task_kind", "task_kind", "task_kinds", "validate_spec"]
 
 
+class TaskJudge(BaseModel):
+    """A task's `judge:` block: the judge definition (judges/<name>.yaml) and defaults the run flags override."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    definition: str
+    votes: int | None = Field(default=None, ge=1)
+    reducer: str | None = None
+    mode: str | None = None
+
+    @field_validator("definition")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from evalkit.judges._spec import list_judges
+
+        known = list_judges()
+        if name not in known and not name.endswith((".yaml", ".yml")):
+            raise ValueError(f"unknown judge '{name}'; use one of: {', '.join(sorted(known))} or a path to a judge YAML")
+        return name
+
+
 class TaskSpecBase(BaseModel):
-    """Fields every task has. Kind-specific models add theirs and forbid unknown keys."""
+    """Fields every task has. Kind-specific models add theirs and forbid unknown keys.
+
+    `judge` (a judge definition name, or `{definition, votes, reducer, mode}`) is the judge a generative task
+    kind runs over its answers when the run asks for judging (see `evalkit.tasks._task_judge`).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,6 +62,12 @@ class TaskSpecBase(BaseModel):
     version: int = 1
     family: str = ""  # for the report's filter: "knowledge", "perplexity", "judge", "longcontext"
     source_file: str = ""  # filled in by the loader
+    judge: TaskJudge | None = None
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge_name(cls, value: Any) -> Any:
+        return {"definition": value} if isinstance(value, str) else value
 
     def subset_names(self) -> list[str]:
         """The addressable subsets (`task:subset`), in definition order. Empty when the task has none."""

@@ -21,6 +21,10 @@ Task options (`--task-args key=value,...`):
     full_prompts=true  keep whole prompts in samples/<task>.jsonl (default: head and tail, 1000 characters each)
     max_new_tokens=N   cap the official max new tokens of every dataset (quick smoke runs; not comparable)
     mode=0shot|cot|no_context    LongBench v2 only
+
+Judging (v1 / -E): with `--judge-model M` (or a `judge:` block in the task YAML) the summarisation datasets'
+answers (gov_report, qmsum, multi_news, vcsum) are also graded by an LLM judge against the first gold summary
+(`evalkit.tasks._task_judge`; default judge `rubric-qa`); the judge sees the prompt shortened like the samples'.
 """
 
 from __future__ import annotations
@@ -42,9 +46,13 @@ from evalkit.tasks._longbench_common import (
 )
 from evalkit.tasks._longbench_data import LongBenchConfig, Records, load_config, load_records
 from evalkit.tasks._longbench_prompt import budget_for, fill_v1, shorten_for_sample, truncate_prompt
+from evalkit.tasks._task_judge import JudgeInput, TaskJudging, start_judging
+from evalkit.tasks._thinking import split_thinking
 from evalkit.types import Completion, GenConfig, Message
 
-__all__ = ["LongContextSpec", "run"]
+__all__ = ["SUMMARY_JUDGE", "LongContextSpec", "run"]
+
+SUMMARY_JUDGE = "rubric-qa"  # the judge of the summarisation datasets when neither --judge nor the YAML names one
 
 
 def _selected(spec: LongContextSpec, ctx: RunContext) -> list[str]:
@@ -63,8 +71,14 @@ def _call(backend: BackendBase, texts: list[str], config: GenConfig, raw: bool) 
     return backend.generate([(Message("user", t),) for t in texts], config)
 
 
+def _judge_inputs(name: str, samples: list[dict[str, Any]], prompts: list[str], chars: int) -> list[JudgeInput]:
+    """A summarisation judge reads the (shortened) prompt as the question and the first gold summary."""
+    return [JudgeInput(s["id"], name, shorten_for_sample(p, chars), split_thinking(s["prediction"]).answer,
+                       (s["target"] or [None])[0]) for s, p in zip(samples, prompts)]
+
+
 def _run_dataset(name: str, rec: Records, spec: LongContextSpec, cfg: LongBenchConfig, backend: BackendBase,
-                 ctx: RunContext, sink: SampleSink) -> dict[str, Any]:
+                 ctx: RunContext, sink: SampleSink, judging: TaskJudging | None = None) -> dict[str, Any]:
     """Generate and score one dataset; returns its item scores, lengths and bookkeeping."""
     rows = rec.rows[: ctx.limit] if ctx.limit is not None else rec.rows
     if name not in cfg.prompts or name not in cfg.max_new_tokens:
@@ -97,6 +111,8 @@ def _run_dataset(name: str, rec: Records, spec: LongContextSpec, cfg: LongBenchC
                 "length": row.get("length"), "prompt_tokens": prompt.prompt_tokens,
                 "kept_tokens": prompt.kept_tokens, "truncated": prompt.truncated, "chat_template": not raw,
             })
+        if judging is not None and name in lb.CATEGORIES["summarization"]:
+            judging.judge(_judge_inputs(name, samples, [p.text for p in prompts], spec.sample_prompt_chars), samples)
         sink.write(samples)
         ctx.advance(len(part))
     return {"scores": scores, "lengths": lengths, "truncated": truncated, "budget": budget, "rule": rule,
@@ -140,7 +156,8 @@ def _run_v1(spec: LongContextSpec, backend: BackendBase, ctx: RunContext, sink: 
         raise DataError(f"{spec.name}: none of its datasets was found; pass --data-dir DIR with "
                         f"DIR/longbench/data/<dataset>.jsonl, allow the HF hub, or use --task-args source=demo")
     ctx.set_total(sum(len(r.rows[: ctx.limit] if ctx.limit is not None else r.rows) for r in records.values()))
-    results = {name: _run_dataset(name, rec, spec, cfg, backend, ctx, sink) for name, rec in records.items()}
+    judging = start_judging(spec, ctx, backend.identity.model, fallback=SUMMARY_JUDGE)
+    results = {name: _run_dataset(name, rec, spec, cfg, backend, ctx, sink, judging) for name, rec in records.items()}
     metrics, groups, subtasks = _summarise(spec, results)
     info = {
         "scale": "0-100, as the official LongBench eval.py; 'score' = mean of category means",
@@ -158,6 +175,9 @@ def _run_v1(spec: LongContextSpec, backend: BackendBase, ctx: RunContext, sink: 
         "decoding": "greedy",
         "max_new_tokens": {name: r["max_new_tokens"] for name, r in results.items()},
     }
+    if judging is not None:
+        judge_metrics, info["judge"] = judging.outcome()
+        metrics.update(judge_metrics)
     return TaskOutcome(metrics=metrics, n=sum(len(r["scores"]) for r in results.values()), groups=groups,
                        subtasks=subtasks, info=info)
 

@@ -94,7 +94,7 @@ def test_browser_shows_parts_and_filters_unextractable(tmp_path: Path) -> None:
         expect(counter).to_have_text("1–6 of 6")
         first = page.locator("article.sample").first
         expect(first.locator("details.field summary", has_text="thinking")).to_have_count(1)
-        assert "先看A，再看C " + PAYLOAD in first.locator("details.field pre").first.text_content()  # as text
+        assert "先看A，再看C " + PAYLOAD in (first.locator("details.field pre").first.text_content() or "")
         assert first.locator(".field .name", has_text="answer").count() == 1
         assert page.locator("article.sample script").count() == 0
         page.check("#only-unextractable")

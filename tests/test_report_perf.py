@@ -74,3 +74,14 @@ def test_two_reports_and_bad_files(perf_json: Path, tmp_path: Path, capsys: pyte
     assert main(["report", str(FIXTURES / "fixture_runs"), "-o", str(tmp_path / "s3"),
                  "--perf", str(tmp_path / "none.json")]) == 2
     assert "none.json: no such file" in capsys.readouterr().err
+
+
+def test_a_perf_report_alone_builds_a_site(perf_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = tmp_path / "site"
+    assert main(["report", "-o", str(site), "--perf", str(perf_json)]) == 0
+    assert "Output tokens per second by concurrency" in (site / "perf.html").read_text(encoding="utf-8")
+    assert 'href="perf.html">Load test</a>' in (site / "index.html").read_text(encoding="utf-8")
+    empty = tmp_path / "empty"
+    empty.mkdir()  # a runs folder that holds nothing is still an error, --perf or not
+    assert main(["report", str(empty), "-o", str(tmp_path / "s"), "--perf", str(perf_json)]) == 2
+    assert "no results.json" in capsys.readouterr().err

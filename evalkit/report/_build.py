@@ -166,8 +166,9 @@ def build_site(runs: Sequence[Run], out: Path, *, title: str = "evalkit leaderbo
 
     `perf` reports (`evalkit perf --output` files) add a "Load test" page, perf.html.
     """
-    if not runs:
-        raise DataError("no runs to report: pass runs/, a run directory, a results.json or --import-lm-eval FILE")
+    if not runs and not perf:
+        raise DataError("no runs to report: pass runs/, a run directory, a results.json, "
+                        "--import-lm-eval FILE or --perf FILE")
     seen: dict[str, Run] = {}
     for run in (r for r in runs if r.parent is None):
         if run.slug in seen:

@@ -29,9 +29,9 @@ def report(
     from evalkit.report._perf import load_perf
     from evalkit.store._lmeval_import import lmeval_record
 
-    if not runs and not import_lm_eval:
-        raise DataError("nothing to report: pass runs/ (or run directories / results.json files) "
-                        "or --import-lm-eval results_*.json")
+    if not runs and not import_lm_eval and not perf:
+        raise DataError("nothing to report: pass runs/ (or run directories / results.json files), "
+                        "--import-lm-eval results_*.json or --perf perf.json")
     from evalkit.store._writer import ensure_output_dir
 
     ensure_output_dir(output, flag="report -o")
@@ -40,7 +40,7 @@ def report(
     loaded = [run for path in discover_results(runs or []) for run in load_runs(path)]
     for path in import_lm_eval or []:
         loaded.append(run_from_record(lmeval_record(path), path=None, source="lm-eval"))
-    if not loaded:
+    if not loaded and (runs or not perf_reports):
         raise DataError(f"no results.json found under {', '.join(str(p) for p in runs or [])}; "
                         "run `evalkit run` first or point at runs/<run_id>/")
     summary = build_site(loaded, output, title=title, perf=perf_reports)

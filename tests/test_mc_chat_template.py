@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
 from evalkit.backends._fake import FakeBackend
@@ -138,3 +139,34 @@ def test_chat_turns_layouts() -> None:
         ("assistant", "C"), ("user", "Q3\n答案：")]
     single = chat_turns("", shots, "Q3\n答案：", multiturn=False)
     assert [(m.role, m.content) for m in single] == [("user", "Q1\n答案： A\n\nQ2\n答案： C\n\nQ3\n答案：")]
+
+
+@pytest.mark.integration  # SmolLM2 scored by lm-eval and by evalkit
+def test_loglikelihoods_equal_lmeval_on_smollm2(data_dir: Path, tmp_path: Path) -> None:
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from evalkit.backends._hf_load import _gguf_to_cache
+    from evalkit.lmeval._reference import write_mc_tasks
+
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    work = tmp_path / "lmeval"
+    work.mkdir()
+    names = write_mc_tasks("ceval", ["computer_network"], data_dir, work)
+    lm = HFLM(pretrained=str(_gguf_to_cache("smollm2-gguf")[0]), dtype="float32", device="cpu", batch_size=4)
+    out = lm_eval.simple_evaluate(model=lm, tasks=names, num_fewshot=5, limit=3, log_samples=True,
+                                  apply_chat_template=True, fewshot_as_multiturn=True,
+                                  task_manager=TaskManager(include_path=str(work)), bootstrap_iters=0)
+    theirs = {int(s["doc_id"]): s for s in out["samples"][names[0]]}
+    run_dir = execute(RunOptions(model="smollm2", tasks="ceval:computer_network", limit=3, data_dir=data_dir,
+                                 task_args="prompt_style=lmeval,apply_chat_template=true", output=tmp_path / "runs",
+                                 no_cache=True, quiet=True))
+    ours = [orjson.loads(line) for line in (run_dir / "samples" / "ceval.jsonl").read_bytes().splitlines()]
+    assert sorted(theirs) == [s["doc_index"] for s in ours] == [0, 1, 2]
+    for sample in ours:
+        reference = theirs[sample["doc_index"]]
+        assert sample["prompt"] == reference["arguments"][0][0]
+        lls = [float(r[0]) for r in reference["filtered_resps"]]
+        mine = [sample["choice_logprobs"][k] for k in "ABCD"]
+        assert max(abs(a - b) for a, b in zip(lls, mine)) <= 1e-4, (lls, mine)

@@ -72,8 +72,8 @@ def _stat(level: Mapping[str, Any], key: str, pct: str) -> float | None:
     return _num(stats.get(pct)) if isinstance(stats, Mapping) else None
 
 
-def _percentile_chart(levels: Sequence[Mapping[str, Any]], key: str, unit: str, title: str, fmt: str) -> Markup:
-    bars = [Bar(f"c={level['concurrency']} {pct}", value, note=unit)
+def _percentile_chart(levels: Sequence[Mapping[str, Any]], key: str, title: str, fmt: str) -> Markup:
+    bars = [Bar(f"c={level['concurrency']} {pct}", value)
             for level in levels for pct in _PERCENTILES
             if (value := _stat(level, key, pct)) is not None]
     return bar_chart(bars, title=title, fmt=fmt)
@@ -99,9 +99,9 @@ def _table_row(level: Mapping[str, Any]) -> dict[str, Any]:
 
 def _report_context(report: PerfReport) -> dict[str, Any]:
     levels = report.levels
-    throughput = [Bar(f"concurrency {level['concurrency']}", value, note="tok/s") for level in levels
+    throughput = [Bar(f"concurrency {level['concurrency']}", value) for level in levels
                   if (value := _num(level["output_tokens_per_s"])) is not None]
-    requests = [Bar(f"concurrency {level['concurrency']}", value, note="req/s") for level in levels
+    requests = [Bar(f"concurrency {level['concurrency']}", value) for level in levels
                 if (value := _num(level["requests_per_s"])) is not None]
     settings: Mapping[str, Any] = report.data["settings"] if isinstance(report.data.get("settings"), Mapping) else {}
     return {
@@ -110,9 +110,8 @@ def _report_context(report: PerfReport) -> dict[str, Any]:
         "settings": [(str(k), str(v)) for k, v in settings.items()],
         "throughput_chart": bar_chart(throughput, title="Output tokens per second by concurrency", fmt="{:.1f}"),
         "requests_chart": bar_chart(requests, title="Requests per second by concurrency", fmt="{:.2f}"),
-        "latency_chart": _percentile_chart(levels, "latency_s", "s", "End-to-end latency percentiles (s)",
-                                           "{:.3f}"),
-        "ttft_chart": _percentile_chart(levels, "ttft_ms", "ms", "Time to first token percentiles (ms)", "{:.1f}"),
+        "latency_chart": _percentile_chart(levels, "latency_s", "End-to-end latency percentiles (s)", "{:.3f}"),
+        "ttft_chart": _percentile_chart(levels, "ttft_ms", "Time to first token percentiles (ms)", "{:.1f}"),
         "rows": [_table_row(level) for level in levels],
     }
 

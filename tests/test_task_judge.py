@@ -152,3 +152,21 @@ def test_judged_task_on_a_backend_that_cannot_generate(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedRequest) as err:
         _cmb_clin.run(spec, _ScoreOnly(), RunContext(judge=JudgeConfig(models=(judge,))), Sink())
     assert "cannot generate" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.integration
+def test_evalkit_run_cmb_clin_with_the_embedded_model_as_probability_judge(tmp_path: Path) -> None:
+    from evalkit.cli import main
+
+    code = main(["run", "--model", "smollm2", "--tasks", "cmb_clin", "--limit", "1", "--task-args", "max_tokens=16",
+                 "--judge-model", "smollm2", "--judge-mode", "probability", "-o", str(tmp_path / "runs"),
+                 "--no-cache"])
+    assert code == 0
+    [run] = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    task = json.loads((run / "results.json").read_text())["tasks"]["cmb_clin"]
+    metrics = task["metrics"]
+    assert metrics["judge_valid_rate"] == 1.0 and 1.0 <= metrics["judge_score"] <= 5.0
+    assert all(1.0 <= metrics[f"judge_{a}"] <= 5.0 for a in ("fluency", "relevance", "completeness", "proficiency"))
+    assert task["info"]["judge"]["definition"] == "cmb_clin" and task["info"]["judge"]["mode"] == "probability"
+    rows = [json.loads(line) for line in (run / "samples" / "cmb_clin.jsonl").read_text().splitlines()]
+    assert rows and all(len(r["judge"]["aspects"]) == 4 and r["judge"]["votes"] for r in rows)

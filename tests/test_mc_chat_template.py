@@ -84,6 +84,9 @@ def test_thinking_template_is_switched_off_for_scoring() -> None:
     text = render_for_scoring(backend, (Message("user", "Q"),))
     assert text == "Q|assistant|" and tokenizer.calls[0]["enable_thinking"] is False
     assert tokenizer.calls[0]["add_generation_prompt"] is True
+    deferred = SimpleNamespace(loaded=False, _inner=None, load=lambda: SimpleNamespace(tokenizer=tokenizer))
+    assert render_for_scoring(deferred, (Message("user", "Q"),)) == "Q|assistant|"  # a model not loaded yet
+    assert tokenizer.calls[1]["enable_thinking"] is False
 
 
 def _smollm2_tokenizer() -> Any:

@@ -87,15 +87,22 @@ def chat_turns(description: str, shots: Sequence[tuple[str, str]], question: str
 
 
 def _tokenizer(backend: Any) -> Any:
-    """The Hugging Face tokenizer behind a backend and its wrappers (cache, adapters), or None."""
+    """The Hugging Face tokenizer behind a backend and its wrappers (cache, adapters), or None.
+
+    A deferred backend not loaded yet is loaded now (its `render_chat` would load it anyway), so every prompt
+    of a run is rendered the same way.
+    """
     for _ in range(8):
         for name in ("tokenizer", "_tokenizer"):
             found = getattr(backend, name, None)
             if found is not None and hasattr(found, "apply_chat_template"):
                 return found
-        backend = getattr(backend, "inner", None) or getattr(backend, "_inner", None)
-        if backend is None:
+        inner = getattr(backend, "inner", None) or getattr(backend, "_inner", None)
+        if inner is None and hasattr(backend, "loaded") and callable(getattr(backend, "load", None)):
+            inner = backend.load()
+        if inner is None:
             return None
+        backend = inner
     return None
 
 

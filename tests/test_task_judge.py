@@ -154,6 +154,23 @@ def test_judged_task_on_a_backend_that_cannot_generate(tmp_path: Path) -> None:
     assert "cannot generate" in str(err.value) and "\n" not in str(err.value)
 
 
+def make_score_only(model: str, args: dict[str, str]) -> _ScoreOnly:
+    return _ScoreOnly()
+
+
+def test_cli_judged_task_on_a_backend_that_cannot_generate_exits_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from evalkit.backends import _registry
+    from evalkit.cli import main
+
+    monkeypatch.setitem(_registry._KINDS, "scoreonly", f"{__name__}:make_score_only")
+    judge = _judge_script(tmp_path / "judge.yaml", CLIN_VERDICTS)
+    code = main(["run", "--model", "scoreonly:m", "--tasks", "cmb_clin", "--limit", "1", "--judge-model", judge,
+                 "-o", str(tmp_path / "runs"), "--no-cache"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cannot generate" in err and "Traceback" not in err
+
+
 @pytest.mark.integration
 def test_evalkit_run_cmb_clin_with_the_embedded_model_as_probability_judge(tmp_path: Path) -> None:
     from evalkit.cli import main

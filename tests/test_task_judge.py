@@ -5,6 +5,7 @@ cannot generate."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,24 @@ def test_cmb_clin_rubric_judge_exact_figures(tmp_path: Path) -> None:
     assert by_id["0/2"]["judge"]["score"] == pytest.approx(3.0) and by_id["1/1"]["judge"]["valid"] is False
     assert len(by_id["1/1"]["judge"]["responses"]) == 3  # the first try and two retries, all kept
     assert "<think>" not in by_id["0/1"]["prediction"]
+
+
+def test_cmb_clin_probability_mode_reads_each_aspect_on_its_own(tmp_path: Path) -> None:
+    # fluency, relevance, completeness close with "," and put half their mass on 4 and half on 5; proficiency,
+    # the last aspect, closes with "}" and puts 1/4 on 2 and 3/4 on 3; every other rating gets e^-30
+    table = {f"{r}{close}": -30.0 for r in range(1, 6) for close in (",", "}")}
+    table.update({"4,": math.log(0.5), "5,": math.log(0.5), "2}": math.log(0.25), "3}": math.log(0.75)})
+    script = tmp_path / "prob.yaml"
+    script.write_text(yaml.safe_dump({"loglikelihood": table}), encoding="utf-8")
+    outcome, sink = _run_clin(JudgeConfig(models=(f"fake:{script}",), mode="probability"))
+    m = outcome.metrics
+    assert (m["judge_fluency"], m["judge_relevance"], m["judge_completeness"]) == pytest.approx((4.5,) * 3, abs=1e-4)
+    assert m["judge_proficiency"] == pytest.approx(2.75, abs=1e-4)
+    assert m["judge_score"] == pytest.approx((3 * 4.5 + 2.75) / 4, abs=1e-4) and m["judge_valid_rate"] == 1.0
+    assert outcome.info["judge"]["mode"] == "probability"
+    assert outcome.info["judge"]["reliability"]["low_confidence"] == 0
+    part = sink.samples[0]["judge"]["votes"][0]["parts"][0]
+    assert part["distribution"]["proficiency=3"] == pytest.approx(0.75, abs=1e-4)
 
 
 def test_judge_prompt_carries_case_question_reference_and_answer_without_thinking() -> None:

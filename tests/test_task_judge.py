@@ -57,16 +57,19 @@ def _clin_model() -> FakeBackend:
     return FakeBackend(name="clinician", replies=replies)
 
 
-def _run_clin(config: JudgeConfig) -> tuple[Any, Sink]:
+def _run_clin(config: JudgeConfig, **ctx_args: Any) -> tuple[Any, Sink]:
     sink = Sink()
     spec = load_task("cmb_clin")
     assert isinstance(spec, _cmb_clin.CmbClinSpec)
-    return _cmb_clin.run(spec, _clin_model(), RunContext(judge=config), sink), sink
+    return _cmb_clin.run(spec, _clin_model(), RunContext(judge=config, **ctx_args), sink), sink
 
 
 def test_cmb_clin_rubric_judge_exact_figures(tmp_path: Path) -> None:
     judge = _judge_script(tmp_path / "judge.yaml", CLIN_VERDICTS)
-    outcome, sink = _run_clin(JudgeConfig(models=(judge,)))
+    progress: list[int] = []
+    outcome, sink = _run_clin(JudgeConfig(models=(judge,)), set_total=lambda n: progress.append(-n),
+                              advance=progress.append)
+    assert progress[0] == -10 and sum(progress[1:]) == 10  # 5 answers generated, then 5 judged
     m = outcome.metrics
     assert m["rouge_l"] == pytest.approx(1.0)  # the judge-free companions stay
     assert m["judge_score"] == pytest.approx((4.5 + 3.0 + 3.0 + 1.5) / 4)

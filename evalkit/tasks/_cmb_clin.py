@@ -238,7 +238,7 @@ def run(spec: CmbClinSpec, backend: Backend, ctx: RunContext, sink: SampleSink) 
                  f"pass --data-dir for real numbers")
     judging = start_judging(spec, ctx, backend.identity.model)
     turns = [(case, i) for case in cases for i in range(len(case.qa))]
-    ctx.set_total(len(turns))
+    ctx.set_total(len(turns) * (2 if judging is not None and judging.counts_progress else 1))
     conversations = [turn_conversation(spec, case, i) for case, i in turns]
     completions = backend.generate(conversations, GenConfig(temperature=0.0, max_tokens=int(max_tokens),
                                                             seed=ctx.seed))

@@ -77,6 +77,11 @@ class TaskJudging:
         self.scorer = None if config.dry_run else build_scorer(config, self.definition, data_dir=ctx.data_dir,
                                                                  seed=ctx.seed)
 
+    @property
+    def counts_progress(self) -> bool:
+        """Whether judged answers advance the progress bar (not in a dry run, which makes no judge calls)."""
+        return self.scorer is not None
+
     def _items(self, inputs: Sequence[JudgeInput]) -> list[Any]:
         from evalkit.judges import JudgeItem
 
@@ -84,7 +89,8 @@ class TaskJudging:
                           (i.reference,) if i.reference else ()) for i in inputs]
 
     def judge(self, inputs: Sequence[JudgeInput], samples: Sequence[dict[str, Any]]) -> None:
-        """Grade `inputs` and add each one's `judge` entry to the matching sample (same order)."""
+        """Grade `inputs` and add each one's `judge` entry to the matching sample (same order); each graded
+        answer advances the progress bar once (callers count judged answers in `ctx.set_total`)."""
         from evalkit.judges import judge_items, sample_row
         from evalkit.judges._runner import plan_calls
 
@@ -99,6 +105,7 @@ class TaskJudging:
             if "aspects" in row:
                 sample["judge"]["aspects"] = row["aspects"]
             self.judged.append(judged)
+        self.ctx.advance(len(items))
 
     def outcome(self) -> tuple[dict[str, float], dict[str, Any]]:
         """(metrics to add to the task's, the `info["judge"]` summary)."""

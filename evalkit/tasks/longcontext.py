@@ -155,8 +155,10 @@ def _run_v1(spec: LongContextSpec, backend: BackendBase, ctx: RunContext, sink: 
     if not records:
         raise DataError(f"{spec.name}: none of its datasets was found; pass --data-dir DIR with "
                         f"DIR/longbench/data/<dataset>.jsonl, allow the HF hub, or use --task-args source=demo")
-    ctx.set_total(sum(len(r.rows[: ctx.limit] if ctx.limit is not None else r.rows) for r in records.values()))
     judging = start_judging(spec, ctx, backend.identity.model, fallback=SUMMARY_JUDGE)
+    sizes = {name: len(r.rows[: ctx.limit] if ctx.limit is not None else r.rows) for name, r in records.items()}
+    judged = sum(n for name, n in sizes.items() if name in lb.CATEGORIES["summarization"])
+    ctx.set_total(sum(sizes.values()) + (judged if judging is not None and judging.counts_progress else 0))
     results = {name: _run_dataset(name, rec, spec, cfg, backend, ctx, sink, judging) for name, rec in records.items()}
     metrics, groups, subtasks = _summarise(spec, results)
     info = {

@@ -70,3 +70,15 @@ def test_cli_repeats_zero_and_unknown_extractor_exit_2(tmp_path: Path, capsys: p
     assert main([*base, "--task-args", "mode=generate,extractor=nosuch:model"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "extractor=nosuch:model" in errors[0] and "evalkit models" in errors[0]
+
+
+def test_run_page_shows_the_mode_and_extraction_stages(tmp_path: Path) -> None:
+    from evalkit.report import build_site, load_runs
+
+    backend = FakeBackend(replies=[(re.compile("队列"), ["我不知道。"]), (re.compile("."), ["答案：A"])])
+    run = _run(tmp_path / "runs", backend, mode="generate")
+    build_site(load_runs(run), tmp_path / "site")
+    (page,) = list((tmp_path / "site" / "runs").glob("*.html"))
+    text = page.read_text(encoding="utf-8")
+    assert "How each task was scored" in text and "generate" in text
+    assert "strict 3, lenient 0, model 0, none 1" in text

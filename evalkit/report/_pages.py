@@ -225,6 +225,23 @@ def _judge(run: Run) -> Mapping[str, Any]:
     return judge if isinstance(judge, Mapping) else {}
 
 
+_SCORING_KEYS = ("mode", "max_tokens", "temperature", "repeats", "circular", "extractor", "apply_chat_template",
+                 "fewshot_as_multiturn", "unextractable", "prompt_style", "num_fewshot")
+
+
+def _scoring(info: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """How a task was scored (mode, sampling, extraction stages), for the run page."""
+    rows = [(key, str(info[key])) for key in _SCORING_KEYS if info.get(key) not in (None, False, "")]
+    stages = info.get("extraction_stages")
+    if isinstance(stages, Mapping):
+        rows.append(("extraction stages", ", ".join(f"{k} {v}" for k, v in stages.items())))
+    thinking = info.get("thinking")
+    if isinstance(thinking, Mapping):
+        rows.append(("thinking", f"{thinking.get('answers_with_thinking', 0)} answers, "
+                                 f"{thinking.get('truncated_in_thought', 0)} cut off inside the thought"))
+    return rows
+
+
 def run_context(run: Run, samples: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str, Any]:
     """Everything run.html.j2 shows: task headlines, config, manifest, versions, timing, usage."""
     tasks = []
@@ -232,7 +249,8 @@ def run_context(run: Run, samples: Mapping[tuple[str, str], Mapping[str, Any]]) 
         metrics = [(m, result.value(m)) for m in metric_names(result.metrics)]
         usage = result.info.get("usage") if isinstance(result.info.get("usage"), Mapping) else None
         tasks.append({"name": name, "result": result, "metrics": metrics, "usage": _flatten(usage or {}),
-                      "samples": samples.get((run.run_id, name)), "timing": run.timing.get(name)})
+                      "samples": samples.get((run.run_id, name)), "timing": run.timing.get(name),
+                      "scoring": _scoring(result.info)})
     return {
         "tasks": tasks,
         "model_items": _flatten(run.model),

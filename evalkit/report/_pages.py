@@ -237,8 +237,9 @@ def _scoring(info: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("extraction stages", ", ".join(f"{k} {v}" for k, v in stages.items())))
     thinking = info.get("thinking")
     if isinstance(thinking, Mapping):
-        rows.append(("thinking", f"{thinking.get('answers_with_thinking', 0)} answers, "
-                                 f"{thinking.get('truncated_in_thought', 0)} cut off inside the thought"))
+        summary = (f"{thinking.get('answers_with_thinking', 0)} answers, "
+                   f"{thinking.get('truncated_in_thought', 0)} cut off inside the thought")
+        rows.append(("thinking", summary))
     return rows
 
 

@@ -105,7 +105,7 @@ def _judge_config(spec: MultiturnJudgeSpec, ctx: RunContext) -> Any:
     if "baseline" in args:
         updates["baseline"] = args["baseline"]
     if not config.definition:
-        updates["definition"] = spec.default_judge
+        updates["definition"] = spec.judge.definition if spec.judge is not None else spec.default_judge
     return replace(config, **updates) if updates else config
 
 

@@ -114,10 +114,24 @@ def _data_dir(options: RunOptions) -> Path | None:
     return check_data_dir(options.data_dir)
 
 
+# Task kinds that sample `--repeats K` answers per question (maj@K, pass@K); the others would ignore it.
+_REPEATS_KINDS = frozenset({"multiple_choice", "cmb_exam"})
+
+
+def _check_repeats(options: RunOptions, selections: Sequence[tuple[TaskSelection, TaskSpecBase]]) -> None:
+    if not options.repeats or options.repeats == 1:
+        return
+    others = [f"{spec.name} ({spec.kind})" for _, spec in selections if spec.kind not in _REPEATS_KINDS]
+    if others:
+        raise ConfigError(f"--repeats {options.repeats}: {', '.join(others)} does not sample repeated answers yet "
+                          f"(multiple-choice and CMB tasks do); run those tasks without --repeats")
+
+
 def plan_run(options: RunOptions) -> RunPlan:
     """Check the options and load every task spec; resolve the model name once (nothing is loaded)."""
     _check_numbers(options)
     selections = _selections(options.tasks)  # every task validates before any model loads
+    _check_repeats(options, selections)
     task_args = (dict(options.task_args) if isinstance(options.task_args, dict)
                  else parse_kv(options.task_args, what="--task-args"))
     model_args = _model_args(options)

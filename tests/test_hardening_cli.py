@@ -37,6 +37,7 @@ def _one_error_line(err: str) -> str:
     (["run", "--judge-votes", "0"], "--judge-votes 0"),
     (["run", "--task-args", "oops"], "--task-args"),
     (["run", "--executor", "slurm"], "--executor slurm"),
+    (["run", "--tasks", "wikitext", "--repeats", "3"], "wikitext (perplexity)"),
 ])
 def test_usage_errors(args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     extra = ["--output", str(tmp_path / "runs")] if args[0] == "run" else []

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from evalkit.backends._fake import FakeBackend
+from evalkit.errors import DataError
 from evalkit.judges import JudgeConfig
-from evalkit.tasks import multiturn_judge
+from evalkit.tasks import multiturn_judge, open_qa
 from evalkit.tasks._kind import RunContext
 from evalkit.tasks._registry import load_task
 from evalkit.tasks._spec import TaskJudge
@@ -18,3 +27,81 @@ def test_multiturn_judge_uses_the_yaml_judge_block_else_its_default() -> None:
     assert multiturn_judge._judge_config(declared, ctx).definition == "fastchat-single"
     flagged = RunContext(judge=JudgeConfig(models=("fake:x",), definition="mt-bench-single-prob"))
     assert multiturn_judge._judge_config(declared, flagged).definition == "mt-bench-single-prob"
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tasks" / "open_qa.yaml"
+QA_ANSWERS = [("plants take in", "<think>photosynthesis uses CO2</think>Carbon dioxide."), ("hexagon", "Seven"),
+              ("沸腾", "100摄氏度"), (".*", "Tests catch regressions.")]
+QA_VERDICTS = [  # rubric-qa: overall = (2 * accuracy + helpfulness + clarity) / 4
+    ("<think>", "no verdict"),  # thinking must never reach the judge
+    ("(?s)\\[Reference Answer - start\\]\nCarbon dioxide\n.*\\[Assistant's Answer - start\\]\nCarbon dioxide\\.\n",
+     '{"accuracy": 10, "helpfulness": 9, "clarity": 5}'),  # 8.5
+    ("hexagon", '{"accuracy": 1, "helpfulness": 2, "clarity": 4}'),  # 2.0
+    (".*", '{"accuracy": 6, "helpfulness": 6, "clarity": 3}'),  # 5.25
+]
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.samples: list[dict[str, Any]] = []
+
+    def write(self, samples: Any) -> None:
+        self.samples.extend(samples)
+
+
+def _script(path: Path, rules: list[tuple[str, str]]) -> str:
+    path.write_text(yaml.safe_dump({"replies": [{"match": m, "texts": [t]} for m, t in rules]},
+                                   allow_unicode=True), encoding="utf-8")
+    return f"fake:{path}"
+
+
+def _qa_model() -> FakeBackend:
+    return FakeBackend(name="answerer", replies=[(re.compile(m), [t]) for m, t in QA_ANSWERS])
+
+
+def test_open_qa_example_is_judged_against_the_reference_with_thinking_stripped(tmp_path: Path) -> None:
+    spec = load_task(str(EXAMPLE))
+    assert isinstance(spec, open_qa.OpenQaSpec)
+    judge = _script(tmp_path / "judge.yaml", QA_VERDICTS)
+    progress: list[int] = []
+    sink = Sink()
+    ctx = RunContext(judge=JudgeConfig(models=(judge,)), set_total=lambda n: progress.append(-n),
+                     advance=progress.append)
+    outcome = open_qa.run(spec, _qa_model(), ctx, sink)
+    assert progress[0] == -8 and sum(progress[1:]) == 8
+    m = outcome.metrics
+    assert m["judge_score"] == pytest.approx((8.5 + 2.0 + 5.25 + 5.25) / 4) and m["judge_valid_rate"] == 1.0
+    assert m["judge_accuracy"] == pytest.approx((10 + 1 + 6 + 6) / 4)
+    assert m["exact_match"] == 0.5 and m["answer_chars"] == (15 + 5 + 6 + 24) / 4 and m["empty_rate"] == 0.0
+    by_id = {s["id"]: s for s in sink.samples}
+    assert by_id["q1"]["prediction"] == "Carbon dioxide." and by_id["q1"]["thinking"] == "photosynthesis uses CO2"
+    assert by_id["q1"]["qa_f1"] == 1.0 and by_id["q1"]["rouge_l"] == pytest.approx(1.0)
+    assert by_id["q2"]["qa_f1"] == 0.0 and by_id["q3"]["exact_match"] == 1.0
+    assert by_id["q1"]["judge"]["score"] == pytest.approx(8.5)
+    assert outcome.info["judge"]["definition"] == "rubric-qa" and outcome.n == 4
+
+
+def test_open_qa_without_judge_or_reference_reports_generation_stats(tmp_path: Path) -> None:
+    data = tmp_path / "qs.jsonl"
+    data.write_text('{"q": "How many sides does a hexagon have?"}\n{"q": ""}\n{"q": "Why test?"}\n', encoding="utf-8")
+    spec = open_qa.OpenQaSpec(name="mine", kind="open_qa", data=str(data), question_column="q",
+                              prompt="Q: {q}")
+    sink = Sink()
+    warnings: list[str] = []
+    outcome = open_qa.run(spec, _qa_model(), RunContext(warn=warnings.append), sink)
+    assert outcome.metrics == {"answer_chars": (5 + 24) / 2, "empty_rate": 0.0}
+    assert outcome.n == 2 and outcome.info["skipped"] == [f"{data}:2: field 'q' is empty"]
+    assert warnings and "judge" not in sink.samples[0] and sink.samples[0]["prompt"][-1]["content"].startswith("Q: ")
+    assert outcome.info["judge"].startswith("not run")
+
+
+def test_open_qa_unknown_column_names_file_and_column(tmp_path: Path) -> None:
+    data = tmp_path / "qs.csv"
+    data.write_text("question,answer\nWhy?,Because\n", encoding="utf-8")
+    spec = open_qa.OpenQaSpec(name="mine", kind="open_qa", data=str(data), reference_column="reference")
+    with pytest.raises(DataError) as err:
+        open_qa.run(spec, _qa_model(), RunContext(), Sink())
+    assert str(err.value).startswith(f"{data}: no column 'reference'") and "\n" not in str(err.value)
+    missing = spec.model_copy(update={"data": str(tmp_path / "none.csv")})
+    with pytest.raises(DataError, match="not found"):
+        open_qa.run(missing, _qa_model(), RunContext(), Sink())

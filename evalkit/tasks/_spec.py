@@ -159,7 +159,8 @@ for _name, _module in (("multiple_choice", "multiple_choice:MultipleChoiceSpec")
                        ("lmeval", "lmeval_bridge:LmevalBridgeSpec"),
                        ("cmb_exam", "cmb:CmbExamSpec"),
                        ("cmb_clin", "_cmb_clin:CmbClinSpec"),
-                       ("open_qa", "open_qa:OpenQaSpec")):
+                       ("open_qa", "open_qa:OpenQaSpec"),
+                       ("classification", "classification:ClassificationSpec")):
     register_task_kind(_name, spec_model=f"evalkit.tasks.{_module}",
                        run=f"evalkit.tasks.{_module.split(':')[0]}:run")
 

@@ -105,3 +105,56 @@ def test_open_qa_unknown_column_names_file_and_column(tmp_path: Path) -> None:
     missing = spec.model_copy(update={"data": str(tmp_path / "none.csv")})
     with pytest.raises(DataError, match="not found"):
         open_qa.run(missing, _qa_model(), RunContext(), Sink())
+
+
+MC_ANSWERS = [("将域名解析", "<think>DNS 负责把域名变成地址</think>答案：B"), ("TCP建立连接", "握手要三次。答案：A"),
+              (".*", "答案：A")]
+MC_VERDICTS = [
+    ("<think>", "no verdict"),
+    ("(?s)\\[Reference Answer - start\\]\nB\\. DNS\n\\[Reference.*\\[Assistant's Answer - start\\]\n答案：B\n",
+     '{"accuracy": 9, "helpfulness": 8, "clarity": 4}'),  # 7.5
+    ("TCP建立连接的过程称为____。\nA\\. 两次握手\nB\\. 四次挥手\n", '{"accuracy": 2, "helpfulness": 2, "clarity": 4}'),  # 2.5
+    (".*", '{"accuracy": 6, "helpfulness": 6, "clarity": 3}'),  # 5.25
+]
+
+
+def _run_ceval(tmp_path: Path, mode: str) -> tuple[Any, Sink, list[int]]:
+    from evalkit.tasks import multiple_choice
+
+    spec = load_task("ceval")
+    assert isinstance(spec, multiple_choice.MultipleChoiceSpec)
+    judge = _script(tmp_path / "judge.yaml", MC_VERDICTS)
+    progress: list[int] = []
+    sink = Sink()
+    ctx = RunContext(limit=3, subsets=("computer_network",), num_fewshot=0, task_args={"mode": mode},
+                     judge=JudgeConfig(models=(judge,)), set_total=lambda n: progress.append(-n),
+                     advance=progress.append)
+    backend = FakeBackend(name="student", replies=[(re.compile(m), [t]) for m, t in MC_ANSWERS])
+    return multiple_choice.run(spec, backend, ctx, sink), sink, progress
+
+
+def test_ceval_cot_answers_are_judged_beside_accuracy(tmp_path: Path) -> None:
+    outcome, sink, progress = _run_ceval(tmp_path, "cot")
+    m = outcome.metrics
+    assert m["acc"] == pytest.approx(2 / 3)  # accuracy still comes from the extracted letter
+    assert m["judge_score"] == pytest.approx((7.5 + 2.5 + 5.25) / 3, abs=1e-4) and m["judge_valid_rate"] == 1.0
+    assert m["judge_clarity"] == pytest.approx((4 + 4 + 3) / 3, abs=1e-4)
+    assert progress[:2] == [-3, -6] and sum(p for p in progress if p > 0) == 6
+    assert outcome.info["judge"]["definition"] == "rubric-qa"
+    assert [s["judge"]["score"] for s in sink.samples] == pytest.approx([7.5, 2.5, 5.25])
+
+
+def test_ceval_loglikelihood_mode_is_not_judged_and_says_why(tmp_path: Path) -> None:
+    outcome, sink, _ = _run_ceval(tmp_path, "loglikelihood")
+    assert not any(k.startswith("judge") for k in outcome.metrics) and "acc" in outcome.metrics
+    assert outcome.info["judge"].startswith("not run: mode=loglikelihood") and "judge" not in sink.samples[0]
+
+
+def test_mc_judge_reference_carries_the_correct_option_and_the_explanation() -> None:
+    from evalkit.tasks._mc_judge import mc_judge_inputs
+    from evalkit.tasks.multiple_choice import Question
+
+    q = Question(4, "传输层的作用是____。", ("路由", "端到端传输"), "B", {"explanation": "传输层负责端到端。"})
+    [item] = mc_judge_inputs([q], [{"id": "x/4", "subset": "x", "answer": "选B"}], ["A", "B"])
+    assert item.question == "传输层的作用是____。\nA. 路由\nB. 端到端传输"
+    assert (item.answer, item.reference) == ("选B", "B. 端到端传输\n传输层负责端到端。")

@@ -33,6 +33,7 @@ from evalkit.tasks._data import (
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
 from evalkit.tasks._mc_chat import CHAT_TASK_ARGS, chat_turns, parse_chat_options, render_for_scoring
 from evalkit.tasks._mc_generative import MC_TASK_ARGS, parse_mc_options
+from evalkit.tasks._mc_judge import McJudging
 from evalkit.tasks._mc_modes import ModeState, mode_info, mode_metrics, open_extractor, score_subject
 from evalkit.tasks._prompt import render, template_variables
 from evalkit.tasks._spec import TaskSpecBase
@@ -324,14 +325,16 @@ def run(spec: MultipleChoiceSpec, backend: Backend, ctx: RunContext, sink: Sampl
                       chat=parse_chat_options(ctx.task_args))
     state.extractor = open_extractor(state.options.extractor, ctx.cache_path)
     kept: dict[str, list[dict[str, Any]]] = {}
+    judge = McJudging(spec, ctx, backend.identity.model, sum(len(d.questions) for d in loaded.values()))
     for subject, data in loaded.items():
         samples = _score_subject(spec, style, subject, data, backend, state)
+        judge.subject(state.options.mode, data.questions, samples, spec.letters)
         kept[subject] = [{k: v for k, v in s.items() if k not in ("prompt", "messages")} for s in samples]
         sink.write(samples)
         ctx.advance(len(samples))
     outcome = _outcome(spec, kept, loaded, origin, style_name, num_shots, state)
     outcome.info.update(_missing_info(ctx, missing))
-    return outcome
+    return judge.finish(outcome)
 
 
 def _missing_info(ctx: RunContext, missing: list[str]) -> dict[str, Any]:

@@ -182,3 +182,21 @@ def test_smollm2_on_the_afqmc_demo_set() -> None:
     pred = [s["predicted_label"] for s in sink.samples]
     assert outcome.metrics["acc"] == pytest.approx(sum(g == p for g, p in zip(gold, pred)) / 10)
     assert outcome.metrics["mcc"] == pytest.approx(matthews_corrcoef(gold, pred))
+
+
+def test_clue_jsonl_layout_under_the_data_dir(tmp_path: Path) -> None:
+    folder = tmp_path / "clue" / "tnews_public"
+    folder.mkdir(parents=True)
+    records = ['{"label": "103", "label_desc": "news_sports", "sentence": "甲", "keywords": ""}',
+               '{"label": "108", "label_desc": "news_edu", "sentence": "乙", "keywords": ""}',
+               '{"label": "105", "label_desc": "none", "sentence": "丙", "keywords": ""}']
+    (folder / "dev.json").write_text("\n".join(records) + "\n", encoding="utf-8")
+    spec = load_spec_file(tasks_root() / "clue_tnews.yaml")
+    assert isinstance(spec, ClassificationSpec)
+    warnings: list[str] = []
+    sink = _Sink()
+    outcome = run(spec, FakeBackend(), RunContext(data_dir=tmp_path, warn=warnings.append), sink)
+    assert outcome.n == 2 and outcome.info["data_origin"] == "local" and outcome.info["skipped_rows"] == 1
+    assert [s["target"] for s in sink.samples] == ["体育", "教育"]
+    assert [w for w in warnings if f"{folder / 'dev.json'}:3: label '105'" in w]
+    assert all(len(s["choice_logprobs"]) == 15 for s in sink.samples)

@@ -115,6 +115,7 @@ def test_loglikelihood_run_scores_known_predictions_and_skips_bad_label(tmp_path
     assert outcome.metrics["macro_f1"] == pytest.approx(59 / 90)
     assert outcome.metrics["mcc"] == pytest.approx(12 / math.sqrt(528))
     assert outcome.info["skipped_rows"] == 1 and outcome.info["mode"] == "loglikelihood"
+    assert "unextractable_rate" not in outcome.metrics
     assert [w for w in warnings if f"{tmp_path / 'mine.csv'}:4: label 'zzz'" in w]
     assert [s["prediction"] for s in sink.samples] == [WORDS[p] for p in PRED]
     assert sink.samples[1]["choice_logprobs"] == {"体育": -5.0, "财经": -1.0, "科技": -5.0}
@@ -129,6 +130,7 @@ def test_generate_mode_matches_the_word_and_counts_unextractable(tmp_path: Path)
     outcome = run(spec, backend, RunContext(data_dir=tmp_path, task_args={"mode": "generate"}), sink)
     assert [s["predicted_label"] for s in sink.samples] == ["a", "b", "b", None, "c", "c"]
     assert outcome.info["unextractable"] == 1 and outcome.info["mode"] == "generate"
+    assert outcome.metrics["unextractable_rate"] == pytest.approx(1 / 6)
     assert outcome.metrics["acc"] == pytest.approx(4 / 6)
     assert outcome.metrics["macro_f1"] == pytest.approx(macro_f1(GOLD, ["a", "b", "b", None, "c", "c"]))
 

@@ -246,6 +246,8 @@ def run(spec: ClassificationSpec, backend: Backend, ctx: RunContext, sink: Sampl
     ctx.advance(len(samples))
     info: dict[str, Any] = {"data_origin": rows.origin, "mode": mode_ran, "skipped_rows": skipped,
                             "labels": dict(spec.labels)}
+    metrics = _metrics(spec, samples)
     if mode_ran == "generate":
         info["unextractable"] = sum(1 for s in samples if not s["extracted"])
-    return TaskOutcome(metrics=_metrics(spec, samples), n=len(samples), info=info)
+        metrics["unextractable_rate"] = info["unextractable"] / len(samples)
+    return TaskOutcome(metrics=metrics, n=len(samples), info=info)

@@ -64,3 +64,19 @@ def test_leaderboard_shows_the_typed_name_and_a_fine_tune_beside_its_base() -> N
                               "tasks": {"cmmlu": {**task, "metrics": {"acc": 0.6}}}})
     assert base.label == "smollm2" and tuned.label == "smollm2 + med-lora"
     assert sorted(r.label for r in merge_rows([base, tuned])) == ["smollm2", "smollm2 + med-lora"]
+
+
+def test_task_page_shows_a_rubric_judges_aspects(tmp_path: Path) -> None:
+    from evalkit.report import run_from_results
+
+    metrics = {"judge_score": 3.7, "judge_score_ci_low": 3.6, "judge_score_ci_high": 3.8, "judge_valid_rate": 1.0,
+               "judge_fluency": 3.9, "judge_relevance": 4.12, "judge_completeness": 3.26, "judge_proficiency": 3.5,
+               "rouge_l": 0.03}
+    run = run_from_results({"run_id": "clin", "model": {"backend": "hf", "model": "m", "name": "m"},
+                            "tasks": {"cmb_clin": {"kind": "cmb_clin", "metrics": metrics, "n": 3}}})
+    build_site([run], tmp_path / "site")
+    page = (tmp_path / "site" / "tasks" / "cmb_clin.html").read_text(encoding="utf-8")
+    table = page[page.index("<h2>Judge aspects"):].split("</table>")[0].split("</h2>")[1]
+    for aspect in ("fluency", "relevance", "completeness", "proficiency"):
+        assert f">{aspect}<" in table
+    assert ">valid_rate<" not in table and ">score<" not in table and ">rouge_l<" not in table

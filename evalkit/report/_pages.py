@@ -72,6 +72,16 @@ def breakdown(title: str, part_label: str, labels: Sequence[str], tables: Sequen
     return {"title": title, "part": part_label, "metric": metric, "models": list(labels), "rows": rows}
 
 
+_JUDGE_TOTALS = ("judge_score", "judge_valid_rate")
+
+
+def _aspects(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A rubric judge's per-aspect means (`judge_<aspect>` metrics; CMB-Clin's four aspects) as a breakdown."""
+    return {key[len("judge_"):]: {"score": value} for key, value in metrics.items()
+            if key.startswith("judge_") and not key.startswith(_JUDGE_TOTALS) and not key.endswith("_stderr")
+            and _number(value) is not None}
+
+
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -196,6 +206,8 @@ def task_context(board: Leaderboard, task: str, runs: Sequence[Run],
                               links=[samples[(run.run_id, task)]["href"] if (run.run_id, task) in samples else None
                                      for _, run, _ in results]),
         "buckets": breakdown("By input length", "Length", labels, [r.buckets for _, _, r in results]),
+        "aspects": breakdown("Judge aspects", "Aspect", labels, [_aspects(r.metrics) for _, _, r in results],
+                             metric="score"),
         "radar": _radar(results) if family == "judged" else "",
         "turns": turns,
         "turn_names": list(dict.fromkeys(k for _, t in turns for k in t)),

@@ -22,14 +22,10 @@ if TYPE_CHECKING:
     from evalkit.tasks._registry import TaskSelection
     from evalkit.tasks._spec import TaskSpecBase
 
-__all__ = ["TaskFailures", "outcome_record", "run_task", "run_tasks"]
+__all__ = ["outcome_record", "run_task", "run_tasks"]
 
 # A task whose data is bad stops alone; other errors (backend, cache, configuration) stop the run.
 _TASK_LOCAL_ERRORS = (DataError, TaskSpecError)
-
-
-class TaskFailures(list[EvalkitError]):
-    """Errors of tasks that stopped while the run went on."""
 
 
 def _clean_table(values: dict[str, Any], notes: dict[str, str], moved: dict[str, Any],
@@ -127,11 +123,11 @@ def _truncated(backend: BackendBase) -> int:
 
 
 def run_tasks(plan: RunPlan, backend: BackendBase, writer: RunWriter, console: Any,
-              warn: Any) -> tuple[dict[str, set[str]], TaskFailures]:
+              warn: Any) -> tuple[dict[str, set[str]], list[EvalkitError]]:
     """Run every selected task in order. Returns the data files each finished task read, and the errors of
     tasks that stopped on bad data while the others went on (any other error propagates)."""
     files: dict[str, set[str]] = {}
-    failures = TaskFailures()
+    failures: list[EvalkitError] = []
     for selection, spec in plan.selections:
         try:
             _, files[spec.name] = run_task(plan, selection, spec, backend, writer, console, warn)

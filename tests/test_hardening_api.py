@@ -4,12 +4,12 @@ reason in backend_stats; credentials in a --base-url never reach a run directory
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _ceval_data import write_ceval_subject
 
 from evalkit._redact import redact_args, redact_text, redact_url
 from evalkit.backends._fake import FakeBackend
@@ -34,18 +34,7 @@ def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     """A C-Eval-shaped data dir with one subject of three questions (written for these tests)."""
-    root = tmp_path / "data"
-    for split in ("dev", "val"):
-        folder = root / "ceval" / split
-        folder.mkdir(parents=True)
-        with open(folder / f"computer_network_{split}.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["id", "question", "A", "B", "C", "D", "answer"])
-            writer.writerows([i, *q] for i, q in enumerate(QUESTIONS))
-    (root / "ceval" / "subject_mapping.json").write_text(
-        json.dumps({"computer_network": ["Computer Network", "计算机网络", "STEM"]}, ensure_ascii=False),
-        encoding="utf-8")
-    return root
+    return write_ceval_subject(tmp_path / "data", QUESTIONS)
 
 
 def _run(model: str, url: str, data: Path, out: Path, *extra: str) -> int:

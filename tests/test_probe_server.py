@@ -5,7 +5,6 @@ no numbers; the verdict is cached; declared context lengths are tested."""
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _ceval_data import write_ceval_subject
 
 from evalkit.backends._fake import FakeBackend
 from evalkit.backends._openai import LogprobsMisaligned, OpenAIBackend
@@ -168,19 +168,8 @@ QUESTIONS = [("一个字节有几位____", "4", "8", "16", "32", "B"), ("HTTP �
 
 @pytest.fixture
 def ceval_dir(tmp_path: Path) -> Path:
-    """A C-Eval-shaped data dir with one subject of five questions (written for this test)."""
-    root = tmp_path / "data"
-    for split in ("dev", "val"):
-        folder = root / "ceval" / split
-        folder.mkdir(parents=True)
-        with open(folder / f"computer_network_{split}.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["id", "question", "A", "B", "C", "D", "answer"])
-            writer.writerows([i, *q] for i, q in enumerate(QUESTIONS))
-    (root / "ceval" / "subject_mapping.json").write_text(
-        json.dumps({"computer_network": ["Computer Network", "计算机网络", "STEM"]}, ensure_ascii=False),
-        encoding="utf-8")
-    return root
+    """A C-Eval-shaped data dir with one subject of five questions (written for these tests)."""
+    return write_ceval_subject(tmp_path / "data", QUESTIONS)
 
 
 def _ceval(model: str, data: Path, out: Path, *extra: str) -> int:

@@ -16,7 +16,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from evalkit.errors import UnsupportedRequest
 from evalkit.judges._listwise import format_ranks, listwise_conversation, presented_order
 from evalkit.judges._probability import ProbabilityJudge, verdict_distribution
 from evalkit.judges._records import Attempt, JudgeItem, Vote
@@ -45,9 +44,7 @@ class ListwiseProbabilityJudge(ProbabilityJudge):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.route != "loglikelihood":
-            raise UnsupportedRequest(f"listwise judge '{self.definition.name}' in probability mode needs a backend "
-                                     "that renders chat prompts and scores loglikelihoods; use --judge-mode generate")
+        self.require_scoring_route("listwise")
         self.votes = max(1, kwargs.get("votes", 1))  # every vote is a new shuffle, so votes differ
 
     def planned_calls(self, items: Sequence[JudgeItem]) -> int:

@@ -95,6 +95,13 @@ class ProbabilityJudge:
         self.vote_temperature = vote_temperature
         self.stats = JudgeStats()
 
+
+    def require_scoring_route(self, kind: str) -> None:
+        """Judges that score every option themselves (rubric, listwise) need `render_chat` + `loglikelihood`."""
+        if self.route != "loglikelihood":
+            raise UnsupportedRequest(f"{kind} judge '{self.definition.name}' in probability mode needs a backend "
+                                     "that renders chat prompts and scores loglikelihoods; use --judge-mode generate")
+
     def options(self, item: JudgeItem) -> list[tuple[str, float | str]]:
         """(option text, value): ratings low..high for single grading, A / B / C (tie) for pairwise."""
         if item.pairwise:

@@ -18,7 +18,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from evalkit.errors import UnsupportedRequest
 from evalkit.judges._judge import build_conversation
 from evalkit.judges._probability import ProbabilityJudge, verdict_distribution
 from evalkit.judges._records import Attempt, JudgeItem, Vote
@@ -33,9 +32,7 @@ class RubricProbabilityJudge(ProbabilityJudge):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.route != "loglikelihood":
-            raise UnsupportedRequest(f"rubric judge '{self.definition.name}' in probability mode needs a backend "
-                                     "that renders chat prompts and scores loglikelihoods; use --judge-mode generate")
+        self.require_scoring_route("rubric")
 
     @property
     def _json(self) -> bool:

@@ -147,3 +147,19 @@ def test_smollm2_as_a_probability_mode_rubric_judge(data_dir: Path) -> None:
     assert 0 < part.valid_mass <= 1 and judge.stats.loglikelihood_requests == 25
     weighted = (2 * part.aspects["accuracy"] + part.aspects["helpfulness"] + part.aspects["clarity"]) / 4
     assert v.value == pytest.approx(weighted, abs=1e-5)
+
+
+@pytest.mark.parametrize(("definition", "kind"), [("rubric-qa", "rubric"), ("listwise-vote", "listwise")])
+def test_option_scoring_judges_refuse_a_top_logprobs_only_backend(definition: str, kind: str) -> None:
+    from evalkit.backends._fake import FakeBackend
+    from evalkit.errors import UnsupportedRequest
+    from evalkit.judges._listwise_probability import ListwiseProbabilityJudge
+    from evalkit.judges._rubric_probability import RubricProbabilityJudge
+
+    class TopLogprobsOnly(FakeBackend):
+        can_render_chat = False
+        can_chat_logprobs = True
+
+    judge_class = RubricProbabilityJudge if kind == "rubric" else ListwiseProbabilityJudge
+    with pytest.raises(UnsupportedRequest, match=f"{kind} judge '{definition}' in probability mode needs a backend"):
+        judge_class(load_judge_definition(definition), TopLogprobsOnly())

@@ -74,9 +74,12 @@ def _loglikelihood(questions: Sequence[_Question], build: Callable[[Any], str], 
     n = len(letters)
     scored = [_loglikelihood_sample(letters, subject, v, p, results[j * n:(j + 1) * n])
               for j, ((_, v), p) in enumerate(zip(flat, prompts))]
+    by_question: dict[int, list[dict[str, Any]]] = {}
+    for (owner, _), scored_sample in zip(flat, scored):
+        by_question.setdefault(owner, []).append(scored_sample)
     samples: list[dict[str, Any]] = []
     for i in range(len(questions)):
-        mine = [s for (owner, _), s in zip(flat, scored) if owner == i]
+        mine = by_question[i]
         sample = mine[0]
         if circular:
             sample["circular"] = [{"rotation": r, "target": s["target"], "prediction": s["prediction"],

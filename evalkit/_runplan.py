@@ -114,17 +114,16 @@ def _data_dir(options: RunOptions) -> Path | None:
     return check_data_dir(options.data_dir)
 
 
-# Task kinds that sample `--repeats K` answers per question (maj@K, pass@K); the others would ignore it.
-_REPEATS_KINDS = frozenset({"multiple_choice", "cmb_exam"})
-
-
 def _check_repeats(options: RunOptions, selections: Sequence[tuple[TaskSelection, TaskSpecBase]]) -> None:
+    """Refuse --repeats K > 1 for kinds with nothing to sample (perplexity, the lm-eval bridge) rather than ignore it."""
+    from evalkit.tasks._spec import kind_samples_repeats
+
     if not options.repeats or options.repeats == 1:
         return
-    others = [f"{spec.name} ({spec.kind})" for _, spec in selections if spec.kind not in _REPEATS_KINDS]
+    others = [f"{spec.name} ({spec.kind})" for _, spec in selections if not kind_samples_repeats(spec.kind)]
     if others:
-        raise ConfigError(f"--repeats {options.repeats}: {', '.join(others)} does not sample repeated answers yet "
-                          f"(multiple-choice and CMB tasks do); run those tasks without --repeats")
+        raise ConfigError(f"--repeats {options.repeats}: {', '.join(others)} does not generate answers to sample; "
+                          f"run those tasks without --repeats")
 
 
 def plan_run(options: RunOptions) -> RunPlan:

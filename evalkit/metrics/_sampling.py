@@ -12,6 +12,18 @@
 Each is a per-question value in [0, 1]; the task value is the mean over questions and its standard error
 the sample standard deviation over questions / sqrt(questions), as for accuracy.
 
+Tasks whose samples get a score rather than a right/wrong letter (LongBench's F1 and ROUGE, a judge's 1-10,
+CMB-Clin's ROUGE-L) use `score_sampling_metrics`:
+
+- ``mean@K``: the mean of a question's K scores (the expected single-sample score).
+- ``best@K``: the best of a question's K scores (what an oracle picking one sample would get); when every
+  score is 0 or 1 it is reported as ``pass@K`` (the unbiased estimator with n = K, then equal to "any sample
+  correct") together with ``pass@1``.
+- ``maj@K``: the score of the most frequent answer, when the task names what an answer votes for (a label, a
+  normalised string); ties go to the earliest sample, and a question where nothing voted scores 0.
+- ``sd@K``: the mean over questions of the standard deviation of a question's K scores (how much one answer's
+  score depends on the draw); no standard error.
+
 Examples:
     >>> round(pass_at_k(10, 3, 1), 4), round(pass_at_k(10, 3, 5), 4), pass_at_k(4, 0, 2), pass_at_k(4, 3, 2)
     (0.3, 0.9167, 0.0, 1.0)
@@ -23,11 +35,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from evalkit.metrics._aggregate import mean_stderr
 
-__all__ = ["maj_at_k", "majority_letter", "mean_at_k", "pass_at_k", "sampling_metrics"]
+__all__ = ["maj_at_k", "majority_letter", "majority_vote", "mean_at_k", "pass_at_k", "sampling_metrics",
+           "score_sampling_metrics"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -47,11 +60,17 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 def majority_letter(letters: Sequence[str | None]) -> str | None:
     """The most frequent non-None letter; ties go to the tied letter that appears first in `letters`."""
-    votes = Counter(x for x in letters if x is not None)
+    index = majority_vote(letters)
+    return None if index is None else letters[index]
+
+
+def majority_vote(answers: Sequence[Hashable | None]) -> int | None:
+    """The index of the first sample giving the most frequent non-None answer (ties: the earliest), or None."""
+    votes = Counter(x for x in answers if x is not None)
     if not votes:
         return None
     top = max(votes.values())
-    return next(x for x in letters if x is not None and votes[x] == top)
+    return next(i for i, x in enumerate(answers) if x is not None and votes[x] == top)
 
 
 def maj_at_k(samples: Sequence[Sequence[str | None]], targets: Sequence[str]) -> tuple[float, float]:
@@ -104,3 +123,54 @@ def sampling_metrics(samples: Sequence[Sequence[str | None]], targets: Sequence[
                               (f"mean@{k}", mean_at_k(samples, targets))):
         out[name], out[f"{name}_stderr"] = value, se
     return out
+
+
+def score_sampling_metrics(scores: Sequence[Sequence[float]],
+                           answers: Sequence[Sequence[Hashable | None]] | None = None) -> dict[str, float]:
+    """mean@K, best@K (pass@K and pass@1 for 0/1 scores), maj@K (with `answers`) and sd@K over K scored samples.
+
+    Args:
+        scores: per question, the score of each sample (K = the smallest count when they differ; a question's
+            first K samples are used).
+        answers: per question, what each sample votes for (None = no vote), aligned with `scores`.
+
+    Returns:
+        The metrics with `_stderr` for each but sd@K; empty when there are no questions.
+
+    Examples:
+        >>> m = score_sampling_metrics([[0.2, 0.6, 0.4], [1.0, 0.0, 1.0]], [["x", "y", "y"], ["a", "b", "a"]])
+        >>> round(m["mean@3"], 3), round(m["best@3"], 3), round(m["maj@3"], 3), "pass@3" in m
+        (0.533, 0.8, 0.8, False)
+        >>> sorted(k for k in score_sampling_metrics([[1, 0], [0, 0]]) if not k.endswith("_stderr"))
+        ['mean@2', 'pass@1', 'pass@2', 'sd@2']
+    """
+    if not scores:
+        return {}
+    if any(len(s) == 0 for s in scores):
+        raise ValueError("every question needs at least one sample")
+    if answers is not None and len(answers) != len(scores):
+        raise ValueError(f"{len(scores)} questions of scores but {len(answers)} of answers")
+    k = min(len(s) for s in scores)
+    rows = [[float(x) for x in s[:k]] for s in scores]
+    binary = all(x in (0.0, 1.0) for row in rows for x in row)
+    values: dict[str, list[float]] = {f"mean@{k}": [sum(row) / k for row in rows]}
+    if binary:
+        values[f"pass@{k}"] = [pass_at_k(k, int(sum(row)), k) for row in rows]
+        values["pass@1"] = [pass_at_k(k, int(sum(row)), 1) for row in rows]
+    else:
+        values[f"best@{k}"] = [max(row) for row in rows]
+    if answers is not None:
+        values[f"maj@{k}"] = [0.0 if (i := majority_vote(list(a[:k]))) is None else row[i]
+                              for row, a in zip(rows, answers)]
+    out: dict[str, float] = {}
+    for name, per_question in values.items():
+        out[name], out[f"{name}_stderr"] = mean_stderr(per_question)
+    out[f"sd@{k}"] = sum(_sd(row) for row in rows) / len(rows)
+    return out
+
+
+def _sd(row: Sequence[float]) -> float:
+    if len(row) < 2:
+        return 0.0
+    mean = sum(row) / len(row)
+    return math.sqrt(sum((x - mean) ** 2 for x in row) / (len(row) - 1))

@@ -28,6 +28,7 @@ from evalkit.metrics._aggregate import mean_stderr
 from evalkit.metrics._sampling import majority_letter, sampling_metrics
 from evalkit.tasks._answer_extraction import Extraction, extract_answer, extract_with_model
 from evalkit.tasks._circular import acc_circular, check_letters, rotations
+from evalkit.tasks._repeats import SAMPLING_TEMPERATURE
 from evalkit.tasks._mc_prompts import Exemplar, Language, build_conversation, detect_language, format_question
 from evalkit.tasks._thinking import DEFAULT_CLOSE, DEFAULT_OPEN, ThinkingSplit, count_tokens, split_thinking
 from evalkit.types import Completion, Conversation, GenConfig
@@ -43,7 +44,6 @@ MODES: tuple[Mode, ...] = ("loglikelihood", "generate", "cot")
 # generate: a letter and a short line; cot: a few hundred tokens of reasoning (reasoning models: set
 # max_tokens=8192 or more, their thought alone often takes thousands).
 DEFAULT_MAX_TOKENS: dict[str, int] = {"generate": 32, "cot": 1024}
-SAMPLING_TEMPERATURE = 0.7  # default when --repeats K > 1: K greedy answers would all be the same
 MC_TASK_ARGS = frozenset({"mode", "max_tokens", "temperature", "top_p", "circular", "extractor", "think_open",
                           "think_close", "language", "repeats"})
 

@@ -89,16 +89,18 @@ class RegisteredTaskKind:
     name: str
     spec_model: type[TaskSpecBase]
     run: TaskKind
+    repeats: bool = False  # samples `--repeats K` answers per question (reads `RunContext.repeats`)
 
 
 # kind -> (spec model or "module:Model", run function or "module:run"); resolved once, on first use
 _TARGETS: dict[str, tuple[object, object]] = {}
+_REPEATS: set[str] = set()  # kinds that sample --repeats K answers
 _RESOLVED: dict[str, RegisteredTaskKind] = {}
 _KIND_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def register_task_kind(name: str, *, spec_model: type[TaskSpecBase] | str, run: TaskKind | str,
-                       replace: bool = False) -> None:
+                       repeats: bool = False, replace: bool = False) -> None:
     """Register a task kind: YAMLs with `kind: <name>` validate against `spec_model` and run with `run`.
 
     Either may be given as a "module:attr" string, imported when the kind is first used.
@@ -107,6 +109,8 @@ def register_task_kind(name: str, *, spec_model: type[TaskSpecBase] | str, run: 
         name: the `kind:` value of the task YAMLs of this kind (a Python identifier).
         spec_model: a `TaskSpecBase` subclass (or its "module:Class" path).
         run: `run(spec, backend, ctx, sink) -> TaskOutcome` (or its "module:function" path).
+        repeats: the kind samples `--repeats K` answers per question (`RunContext.repeats`); a run with K > 1
+            refuses the kinds that do not, rather than ignore the flag.
         replace: allow replacing an already registered kind (built-in ones included).
 
     Raises:
@@ -123,6 +127,9 @@ def register_task_kind(name: str, *, spec_model: type[TaskSpecBase] | str, run: 
     if name in _TARGETS and not replace:
         raise ConfigError(f"task kind '{name}' is already registered; pass replace=True to replace it")
     _TARGETS[name] = (spec_model, run)
+    _REPEATS.discard(name)
+    if repeats:
+        _REPEATS.add(name)
     _RESOLVED.pop(name, None)
 
 
@@ -148,21 +155,27 @@ def task_kind(name: str) -> RegisteredTaskKind:
     if not (isinstance(model, type) and issubclass(model, TaskSpecBase)) or not callable(run):
         raise TaskSpecError(f"task kind '{name}': spec_model must be a TaskSpecBase subclass and run a function "
                             f"(got {model_target!r}, {run_target!r}); fix its register_task_kind call")
-    found = _RESOLVED[name] = RegisteredTaskKind(name, model, run)
+    found = _RESOLVED[name] = RegisteredTaskKind(name, model, run, repeats=name in _REPEATS)
     return found
 
 
-for _name, _module in (("multiple_choice", "multiple_choice:MultipleChoiceSpec"),
-                       ("perplexity", "perplexity:PerplexitySpec"),
-                       ("longcontext", "longcontext:LongContextSpec"),
-                       ("multiturn_judge", "multiturn_judge:MultiturnJudgeSpec"),
-                       ("lmeval", "lmeval_bridge:LmevalBridgeSpec"),
-                       ("cmb_exam", "cmb:CmbExamSpec"),
-                       ("cmb_clin", "_cmb_clin:CmbClinSpec"),
-                       ("open_qa", "open_qa:OpenQaSpec"),
-                       ("classification", "classification:ClassificationSpec")):
+def kind_samples_repeats(name: str) -> bool:
+    """Whether the registered kind `name` samples `--repeats K` answers (without importing it)."""
+    return name in _REPEATS
+
+
+# (kind, "module:SpecModel", samples --repeats); perplexity and the lm-eval bridge have nothing to sample
+for _name, _module, _repeats in (("multiple_choice", "multiple_choice:MultipleChoiceSpec", True),
+                                 ("perplexity", "perplexity:PerplexitySpec", False),
+                                 ("longcontext", "longcontext:LongContextSpec", True),
+                                 ("multiturn_judge", "multiturn_judge:MultiturnJudgeSpec", True),
+                                 ("lmeval", "lmeval_bridge:LmevalBridgeSpec", False),
+                                 ("cmb_exam", "cmb:CmbExamSpec", True),
+                                 ("cmb_clin", "_cmb_clin:CmbClinSpec", True),
+                                 ("open_qa", "open_qa:OpenQaSpec", True),
+                                 ("classification", "classification:ClassificationSpec", True)):
     register_task_kind(_name, spec_model=f"evalkit.tasks.{_module}",
-                       run=f"evalkit.tasks.{_module.split(':')[0]}:run")
+                       run=f"evalkit.tasks.{_module.split(':')[0]}:run", repeats=_repeats)
 
 
 class _LineLoader(yaml.SafeLoader):

@@ -1,0 +1,49 @@
+"""`--repeats K` for generative tasks: K answers per prompt, sample k drawn with seed `seed + k`.
+
+Each sample index is its own backend call with its own seed, so the response cache keys every sample apart: a
+rerun with the same K answers from the cache, and a rerun with a larger K computes only the new samples.
+K greedy answers would all be the same, so a greedy configuration samples at `SAMPLING_TEMPERATURE` when
+K > 1 (the task records the temperature it used). Metrics over the samples are in
+`evalkit.metrics._sampling` (`sampling_metrics` for letters, `score_sampling_metrics` for scores).
+
+Examples:
+    >>> from evalkit.types import GenConfig
+    >>> [(c.seed, c.temperature) for c in repeat_configs(GenConfig(max_tokens=8), repeats=3, seed=10)]
+    [(10, 0.7), (11, 0.7), (12, 0.7)]
+    >>> [(c.seed, c.temperature) for c in repeat_configs(GenConfig(temperature=0.2), repeats=2, seed=0)]
+    [(0, 0.2), (1, 0.2)]
+    >>> [(c.seed, c.temperature) for c in repeat_configs(GenConfig(), repeats=1, seed=5)]
+    [(5, 0.0)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from evalkit.types import Completion, GenConfig, Message
+
+__all__ = ["SAMPLING_TEMPERATURE", "generate_repeats", "repeat_configs", "sampling_temperature"]
+
+SAMPLING_TEMPERATURE = 0.7  # used when --repeats K > 1 meets a greedy configuration
+
+
+def sampling_temperature(temperature: float, repeats: int) -> float:
+    """`temperature`, or `SAMPLING_TEMPERATURE` when it is greedy and K > 1 samples are wanted."""
+    return SAMPLING_TEMPERATURE if repeats > 1 and temperature <= 0.0 else temperature
+
+
+def repeat_configs(config: GenConfig, *, repeats: int, seed: int) -> list[GenConfig]:
+    """The K configurations of `config`'s samples: seeds `seed + k`, one answer each, sampling when K > 1."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    temperature = sampling_temperature(config.temperature, repeats)
+    return [replace(config, n=1, seed=seed + k, temperature=temperature) for k in range(repeats)]
+
+
+def generate_repeats(backend: Any, conversations: Sequence[tuple[Message, ...]], config: GenConfig, *,
+                     repeats: int, seed: int) -> list[list[Completion]]:
+    """Generate K answers for every conversation: result[k][i] is sample k of conversation i."""
+    return [list(backend.generate(list(conversations), c)) if conversations else []
+            for c in repeat_configs(config, repeats=repeats, seed=seed)]

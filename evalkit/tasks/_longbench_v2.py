@@ -12,17 +12,23 @@ Decoding is greedy here (the official script samples at temperature 0.1).
 
 Accuracy is reported on the 0-1 scale like every `acc` in evalkit: overall, easy / hard (by `difficulty`)
 and short / medium / long (by `length`), with per-domain accuracy in subtasks.
+
+`--repeats K` > 1 samples K answers per question (sample k: seed `seed + k`, temperature from
+`sampling_temperature`, in cot mode for both passes); `acc` stays sample 0's, and maj@K, pass@K, pass@1 and
+mean@K (`sampling_metrics` of the extracted letters) join it overall, per group and per domain.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from evalkit.backends._adapt import as_base_backend
 from evalkit.backends._protocol import Backend, BackendBase
 from evalkit.errors import ConfigError, DataError
 from evalkit.metrics._aggregate import mean_stderr
+from evalkit.metrics._sampling import sampling_metrics
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
 from evalkit.tasks._longbench_common import (
     LongContextSpec,
@@ -30,6 +36,8 @@ from evalkit.tasks._longbench_common import (
     chunks,
     flag,
     new_token_cap,
+    repeat_count,
+    repeats_info,
     source,
 )
 from evalkit.tasks._longbench_data import load_config, load_v2_records, load_v2_templates
@@ -40,9 +48,10 @@ from evalkit.tasks._longbench_prompt import (
     shorten_for_sample,
     truncate_prompt,
 )
+from evalkit.tasks._repeats import repeat_configs
 from evalkit.types import GenConfig, Message
 
-__all__ = ["run_v2", "v2_accuracy"]
+__all__ = ["run_v2", "v2_accuracy", "v2_sampling"]
 
 _MODES = {"0shot": "0shot", "cot": "0shot_cot", "no_context": "0shot_no_context"}
 _DIFFICULTY = ("easy", "hard")
@@ -79,13 +88,51 @@ def v2_accuracy(rows: Sequence[dict[str, Any]], correct: Sequence[bool]) -> tupl
     return metrics, groups, subtasks
 
 
-def _ask(backend: BackendBase, prompts: list[str], max_new: int, budget: int | None, seed: int) -> tuple[
-        list[str], list[Any]]:
+def v2_sampling(rows: Sequence[dict[str, Any]], letters: Sequence[Sequence[str | None]]) -> tuple[
+        dict[str, float], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """(metrics, groups, subtasks) of K sampled letters per question, where `v2_accuracy` has `acc`.
+
+    Examples:
+        >>> rows = [{"difficulty": "easy", "length": "short", "domain": "d", "answer": "A"},
+        ...         {"difficulty": "hard", "length": "long", "domain": "d", "answer": "B"}]
+        >>> metrics, groups, subtasks = v2_sampling(rows, [["A", "C", "A"], ["C", "B", None]])
+        >>> metrics["maj@3"], metrics["pass@3"], groups["long"]["maj@3"], round(subtasks["d"]["mean@3"], 3)
+        (0.5, 1.0, 0.0, 0.5)
+    """
+    def over(picked: list[int]) -> dict[str, float]:
+        return sampling_metrics([letters[i] for i in picked], [str(rows[i]["answer"]) for i in picked])
+
+    metrics = over(list(range(len(rows))))
+    groups: dict[str, dict[str, float]] = {}
+    for key, names in (("difficulty", _DIFFICULTY), ("length", _LENGTH)):
+        for name in names:
+            picked = [i for i, row in enumerate(rows) if str(row.get(key)) == name]
+            if picked:
+                groups[name] = over(picked)
+    subtasks = {domain or "(no domain)": over([i for i, row in enumerate(rows) if str(row.get("domain", "")) == domain])
+                for domain in dict.fromkeys(str(row.get("domain", "")) for row in rows)}
+    return metrics, groups, subtasks
+
+
+def _cut(backend: BackendBase, prompts: list[str], budget: int | None) -> list[Any]:
     tokenizer = backend if backend.can_tokenize else None
-    cut = [truncate_prompt(p, tokenizer, budget, style="v2") for p in prompts]
-    config = GenConfig(temperature=0.0, max_tokens=max_new, seed=seed)
+    return [truncate_prompt(p, tokenizer, budget, style="v2") for p in prompts]
+
+
+def _ask(backend: BackendBase, cut: list[Any], config: GenConfig) -> list[str]:
     completions = backend.generate([(Message("user", c.text),) for c in cut], config)
-    return [c.text.strip() for c in completions], cut
+    return [c.text.strip() for c in completions]
+
+
+def _answer(backend: BackendBase, part: Sequence[tuple[dict[str, Any], int]], cut: list[Any],
+            follow_template: str | None, budget: int | None, config: GenConfig, answer_max: int) -> tuple[
+        list[str], list[str]]:
+    """One sample's (responses, reasoning) for a chunk; in cot mode the reasoning goes into a second pass."""
+    responses = _ask(backend, cut, config)
+    if follow_template is None:
+        return responses, [""] * len(part)
+    follow = [fill_v2(follow_template, row, cot=r) for (row, _), r in zip(part, responses)]
+    return _ask(backend, _cut(backend, follow, budget), replace(config, max_tokens=answer_max)), responses
 
 
 def _sample(row: dict[str, Any], idx: int, prompt: Any, response: str, letter: str | None, keep_all: bool,
@@ -142,26 +189,31 @@ def run_v2(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: Sampl
     answer_max = min(spec.v2_max_new_tokens, cap)
     budget, rule = budget_for(backend, max_new_tokens=first_max, task_args=ctx.task_args,
                               model_table=models, uses_chat=True)
+    config = GenConfig(temperature=0.0, max_tokens=first_max, seed=ctx.seed)
+    repeats = repeat_count(ctx)  # K = 1: the one greedy call (two in cot mode), unchanged
+    configs = [config] if repeats == 1 else repeat_configs(config, repeats=repeats, seed=ctx.seed)
+    follow_template = templates["0shot_cot_ans"] if mode == "cot" else None
     ctx.set_total(len(rows))
     correct: list[bool] = []
+    letters: list[list[str | None]] = []
     truncated = unextracted = 0
     for part in chunks(list(zip(rows, rec.doc_index)), chunk_size(ctx)):
-        prompts = [fill_v2(templates[_MODES[mode]], row) for row, _ in part]
-        responses, cut = _ask(backend, prompts, first_max, budget, ctx.seed)
-        reasoning = [""] * len(part)
-        if mode == "cot":
-            reasoning = responses
-            follow = [fill_v2(templates["0shot_cot_ans"], row, cot=r) for (row, _), r in zip(part, reasoning)]
-            responses, _ = _ask(backend, follow, answer_max, budget, ctx.seed)
+        cut = _cut(backend, [fill_v2(templates[_MODES[mode]], row) for row, _ in part], budget)
+        drawn = [_answer(backend, part, cut, follow_template, budget, c, answer_max) for c in configs]
         samples = []
-        for (row, idx), prompt, response, thought in zip(part, cut, responses, reasoning, strict=True):
-            letter = extract_choice(response)
-            sample = _sample(row, idx, prompt, response, letter, flag(ctx, "full_prompts"), spec.sample_prompt_chars)
+        for i, ((row, idx), prompt) in enumerate(zip(part, cut, strict=True)):
+            draws = [_draw(c.seed, responses[i], thoughts[i], row["answer"], mode)
+                     for c, (responses, thoughts) in zip(configs, drawn)]
+            sample = _sample(row, idx, prompt, draws[0]["prediction"], draws[0]["extracted"],
+                             flag(ctx, "full_prompts"), spec.sample_prompt_chars)
             correct.append(sample["correct"])
             truncated += prompt.truncated
-            unextracted += letter is None
+            unextracted += sample["extracted"] is None
             if mode == "cot":
-                sample["reasoning"] = thought
+                sample["reasoning"] = draws[0]["reasoning"]
+            if repeats > 1:
+                sample["samples"] = draws
+                letters.append([d["extracted"] for d in draws])
             samples.append(sample)
         sink.write(samples)
         ctx.advance(len(part))
@@ -171,4 +223,26 @@ def run_v2(spec: LongContextSpec, backend: Backend, ctx: RunContext, sink: Sampl
             "prompt_budget": {"tokens": budget, "rule": rule}, "truncated_prompts": truncated,
             "unextracted_answers": unextracted, "decoding": "greedy (official: temperature 0.1)",
             "scale": "0-1 (official result.py prints 100 x acc, one decimal)"}
+    if repeats > 1:
+        _merge(v2_sampling(rows, letters), metrics, groups, subtasks)
+        info.update(repeats_info(ctx, config.temperature),
+                    decoding=f"sampled (--repeats {repeats}); 'acc' is sample 0's (official: temperature 0.1)")
     return TaskOutcome(metrics=metrics, n=len(rows), groups=groups, subtasks=subtasks, info=info)
+
+
+def _draw(seed: int | None, response: str, reasoning: str, target: str, mode: str) -> dict[str, Any]:
+    letter = extract_choice(response)
+    draw = {"seed": seed, "prediction": response, "extracted": letter, "correct": letter == target}
+    if mode == "cot":
+        draw["reasoning"] = reasoning
+    return draw
+
+
+def _merge(sampled: tuple[dict[str, float], dict[str, dict[str, float]], dict[str, dict[str, float]]],
+           metrics: dict[str, float], groups: dict[str, dict[str, float]],
+           subtasks: dict[str, dict[str, float]]) -> None:
+    """Add the @K metrics of `v2_sampling` to `v2_accuracy`'s tables, entry by entry."""
+    metrics.update(sampled[0])
+    for table, extra in ((groups, sampled[1]), (subtasks, sampled[2])):
+        for name, values in extra.items():
+            table[name].update(values)

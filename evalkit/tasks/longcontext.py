@@ -22,6 +22,13 @@ Task options (`--task-args key=value,...`):
     max_new_tokens=N   cap the official max new tokens of every dataset (quick smoke runs; not comparable)
     mode=0shot|cot|no_context    LongBench v2 only
 
+Repeats (v1 / -E): `--repeats K` > 1 samples K answers per record, sample k with seed `seed + k` at
+`evalkit.tasks._repeats.sampling_temperature` (0.7 instead of greedy), each its own backend call and cache entry.
+Each sample is scored with the dataset's metric; the headline `score` (dataset, category, task) stays sample 0's.
+Every dataset adds `evalkit.metrics._sampling.score_sampling_metrics` over its records (0-1 scale, like every
+`@K` metric), with the normalised prediction as each sample's vote for maj@K (`vote_answer`); categories and the
+task add the mean of their members' values, as `score` is formed (see `_aggregate_repeats`).
+
 Judging (v1 / -E): with `--judge-model M` (or a `judge:` block in the task YAML) the summarisation datasets'
 answers (gov_report, qmsum, multi_news, vcsum) are also graded by an LLM judge against the first gold summary
 (`evalkit.tasks._task_judge`; default judge `rubric-qa`); the judge sees the prompt shortened like the samples'.
@@ -29,12 +36,15 @@ answers (gov_report, qmsum, multi_news, vcsum) are also graded by an LLM judge a
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from evalkit.backends._adapt import as_base_backend
 from evalkit.backends._protocol import Backend, BackendBase
 from evalkit.errors import ConfigError, DataError
 from evalkit.metrics import _longbench as lb
+from evalkit.metrics._sampling import score_sampling_metrics
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
 from evalkit.tasks._longbench_common import (
     LongContextSpec,
@@ -42,15 +52,18 @@ from evalkit.tasks._longbench_common import (
     chunks,
     flag,
     new_token_cap,
+    repeat_count,
+    repeats_info,
     source,
 )
 from evalkit.tasks._longbench_data import LongBenchConfig, Records, load_config, load_records
 from evalkit.tasks._longbench_prompt import budget_for, fill_v1, shorten_for_sample, truncate_prompt
+from evalkit.tasks._repeats import repeat_configs
 from evalkit.tasks._task_judge import JudgeInput, TaskJudging, start_judging
 from evalkit.tasks._thinking import split_thinking
 from evalkit.types import Completion, GenConfig, Message
 
-__all__ = ["SUMMARY_JUDGE", "LongContextSpec", "run"]
+__all__ = ["SUMMARY_JUDGE", "LongContextSpec", "run", "vote_answer"]
 
 SUMMARY_JUDGE = "rubric-qa"  # the judge of the summarisation datasets when neither --judge nor the YAML names one
 
@@ -77,6 +90,41 @@ def _judge_inputs(name: str, samples: list[dict[str, Any]], prompts: list[str], 
                        (s["target"] or [None])[0]) for s, p in zip(samples, prompts)]
 
 
+def vote_answer(dataset: str, prediction: str) -> str | None:
+    """What a sample votes for in maj@K: its prediction as the dataset's metric reads it, normalised.
+
+    The first line where LongBench scores only that; LongBench's Chinese normalisation for Chinese datasets,
+    its English (SQuAD-style) one otherwise; for code, the first code-looking line that code similarity scores.
+    None (no vote) when nothing is left.
+
+    Examples:
+        >>> vote_answer("hotpotqa", "The River Vell."), vote_answer("trec", "Date\\nQuestion: ...")
+        ('river vell', 'date')
+        >>> vote_answer("multifieldqa_zh", "七个 桥孔。"), vote_answer("qasper", " . ")
+        ('七个桥孔', None)
+        >>> vote_answer("lcc", "```python\\n    x = 1\\n```")
+        'x = 1'
+    """
+    name = dataset[:-2] if dataset.endswith("_e") and dataset[:-2] in lb.DATASET_METRIC else dataset
+    if name in lb.FIRST_LINE_DATASETS:
+        prediction = prediction.lstrip("\n").split("\n")[0]
+    language = lb.DATASET_LANGUAGE.get(name, "en")
+    if language == "code":
+        answer = next((line for line in prediction.lstrip("\n").split("\n")
+                       if "`" not in line and "#" not in line and "//" not in line), "").strip()
+    else:
+        answer = lb.normalize_zh(prediction) if language == "zh" else lb.normalize_en(prediction)
+    return answer or None
+
+
+def _draws(name: str, row: dict[str, Any], texts: Sequence[str], configs: Sequence[GenConfig]) -> list[
+        dict[str, Any]]:
+    """One record's K samples, each scored with the dataset's metric as sample 0 always is."""
+    return [{"seed": c.seed, "prediction": text,
+             "score": lb.score_item(name, text, list(row["answers"]), row.get("all_classes"))}
+            for text, c in zip(texts, configs, strict=True)]
+
+
 def _run_dataset(name: str, rec: Records, spec: LongContextSpec, cfg: LongBenchConfig, backend: BackendBase,
                  ctx: RunContext, sink: SampleSink, judging: TaskJudging | None = None) -> dict[str, Any]:
     """Generate and score one dataset; returns its item scores, lengths and bookkeeping."""
@@ -89,18 +137,22 @@ def _run_dataset(name: str, rec: Records, spec: LongContextSpec, cfg: LongBenchC
                               model_table=cfg.model_max_length, uses_chat=not raw)
     tokenizer = backend if backend.can_tokenize else None
     config = GenConfig(temperature=0.0, max_tokens=max_new, seed=ctx.seed)
+    repeats = repeat_count(ctx)  # K = 1: the one greedy call of the official script, unchanged
+    configs = [config] if repeats == 1 else repeat_configs(config, repeats=repeats, seed=ctx.seed)
     keep_all = flag(ctx, "full_prompts")
     scores: list[float] = []
     lengths: list[int] = []
+    repeat_scores: list[list[float]] = []
+    votes: list[list[str | None]] = []
     truncated = 0
     for part in chunks(list(zip(rows, rec.doc_index)), chunk_size(ctx)):
         prompts = [truncate_prompt(fill_v1(cfg.prompts[name], row, where=f"{rec.location} row {idx}"),
                                    tokenizer, budget) for row, idx in part]
-        completions = _call(backend, [p.text for p in prompts], config, raw)
+        answers = [_call(backend, [p.text for p in prompts], c, raw) for c in configs]  # answers[k][i]
         samples = []
-        for (row, idx), prompt, completion in zip(part, prompts, completions, strict=True):
-            prediction = completion.text
-            score = lb.score_item(name, prediction, list(row["answers"]), row.get("all_classes"))
+        for i, ((row, idx), prompt) in enumerate(zip(part, prompts, strict=True)):
+            draws = _draws(name, row, [a[i].text for a in answers], configs)
+            prediction, score = draws[0]["prediction"], draws[0]["score"]
             scores.append(score)
             lengths.append(int(row.get("length", 0)))
             truncated += prompt.truncated
@@ -111,12 +163,16 @@ def _run_dataset(name: str, rec: Records, spec: LongContextSpec, cfg: LongBenchC
                 "length": row.get("length"), "prompt_tokens": prompt.prompt_tokens,
                 "kept_tokens": prompt.kept_tokens, "truncated": prompt.truncated, "chat_template": not raw,
             })
-        if judging is not None and name in lb.CATEGORIES["summarization"]:
+            if repeats > 1:
+                samples[-1]["samples"] = draws
+                repeat_scores.append([d["score"] for d in draws])
+                votes.append([vote_answer(name, d["prediction"]) for d in draws])
+        if judging is not None and name in lb.CATEGORIES["summarization"]:  # judges sample 0, as it scores
             judging.judge(_judge_inputs(name, samples, [p.text for p in prompts], spec.sample_prompt_chars), samples)
         sink.write(samples)
         ctx.advance(len(part))
     return {"scores": scores, "lengths": lengths, "truncated": truncated, "budget": budget, "rule": rule,
-            "raw": raw, "max_new_tokens": max_new}
+            "raw": raw, "max_new_tokens": max_new, "repeat_scores": repeat_scores, "votes": votes}
 
 
 def _summarise(spec: LongContextSpec, results: dict[str, dict[str, Any]]) -> tuple[
@@ -140,7 +196,56 @@ def _summarise(spec: LongContextSpec, results: dict[str, dict[str, Any]]) -> tup
             vals = [s[f"score_{bucket}"] for s in subtasks.values() if f"score_{bucket}" in s]
             if vals:  # a bucket no dataset has is left out rather than reported as NaN
                 metrics[f"score_{bucket}"] = lb.overall_score(vals)
+    if any(r["repeat_scores"] for r in results.values()):
+        _aggregate_repeats(results, subtasks, groups, metrics)
     return metrics, groups, subtasks
+
+
+def _aggregate_repeats(results: dict[str, dict[str, Any]], subtasks: dict[str, dict[str, float]],
+                       groups: dict[str, dict[str, float]], metrics: dict[str, float]) -> None:
+    """Add the @K metrics: per dataset over its records, per category and for the task as `score` is formed.
+
+    A dataset gets `score_sampling_metrics` of its records (0/1 datasets: pass@K and pass@1 instead of best@K).
+    `score` is the mean of category means of dataset scores, so a category's @K value is the mean of its
+    datasets' values and the task's the mean of the categories' (unrounded: @K metrics are on the 0-1 scale).
+    Those aggregates carry mean@K, best@K, maj@K and sd@K, a 0/1 dataset's pass@K standing in as its best@K
+    (with n = K both are "some sample right"). The stderr of a mean of members treats them as independent,
+    sqrt(sum of squared stderrs) / members, as `macro_mean_stderr` does; sd@K has none.
+    """
+    by_category: dict[str, list[dict[str, float]]] = {}
+    for name, r in results.items():
+        if not r["repeat_scores"]:
+            continue
+        values = score_sampling_metrics(r["repeat_scores"], r["votes"])
+        subtasks[name].update(values)
+        k = min(len(s) for s in r["repeat_scores"])
+        best = f"best@{k}" if f"best@{k}" in values else f"pass@{k}"
+        picked = {f"mean@{k}": f"mean@{k}", f"best@{k}": best, f"maj@{k}": f"maj@{k}"}
+        member = {out: values[key] for out, key in picked.items()}
+        member.update({f"{out}_stderr": values[f"{key}_stderr"] for out, key in picked.items()})
+        member[f"sd@{k}"] = values[f"sd@{k}"]
+        by_category.setdefault(lb.DATASET_CATEGORY[name], []).append(member)
+    category_values = {cat: _mean_of_members(members) for cat, members in by_category.items()}
+    for cat, values in category_values.items():
+        groups[cat].update(values)
+    metrics.update(_mean_of_members(list(category_values.values())))
+
+
+def _mean_of_members(members: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over members; its stderr sqrt(sum se^2) / members (NaN when a member's is NaN).
+
+    Examples:
+        >>> _mean_of_members([{"mean@2": 0.2, "mean@2_stderr": 0.3}, {"mean@2": 0.6, "mean@2_stderr": 0.4}])
+        {'mean@2': 0.4, 'mean@2_stderr': 0.25}
+    """
+    out: dict[str, float] = {}
+    for key in members[0]:
+        values = [m[key] for m in members]
+        if key.endswith("_stderr"):
+            out[key] = math.sqrt(math.fsum(v * v for v in values)) / len(values)
+        else:
+            out[key] = math.fsum(values) / len(values)
+    return out
 
 
 def _run_v1(spec: LongContextSpec, backend: BackendBase, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
@@ -177,6 +282,10 @@ def _run_v1(spec: LongContextSpec, backend: BackendBase, ctx: RunContext, sink: 
         "decoding": "greedy",
         "max_new_tokens": {name: r["max_new_tokens"] for name, r in results.items()},
     }
+    if repeat_count(ctx) > 1:
+        info.update(repeats_info(ctx, 0.0), decoding=f"sampled (--repeats {repeat_count(ctx)})",
+                    repeats_note="'score' (dataset, category, task) is sample 0's; the @K metrics are on the 0-1 "
+                                 "scale, categories and the task the mean of their members' values")
     if judging is not None:
         judge_metrics, info["judge"] = judging.outcome()
         metrics.update(judge_metrics)

@@ -23,6 +23,13 @@ asks for judging (`--judge-model M`, optionally `--judge-mode probability`) thro
 (`evalkit.tasks._task_judge`): it reads the case description with the question, the reference and the answer
 (thinking stripped), and adds `judge_score`, `judge_<aspect>` and `judge_valid_rate` to the metrics and a
 `judge` entry (score, aspects, votes) to each sample. `judge_items(samples)` returns what it reads.
+
+Repeats (`--repeats K`, K > 1): every question is answered K times, sample k with seed `seed + k` at
+`evalkit.tasks._repeats.sampling_temperature` (0.7 for the greedy default). Each sample gets its ROUGE-L and
+sentence BLEU (`samples: [{seed, prediction, rouge_l, bleu}]` on the record); the headline metrics stay sample
+0's, so a K-sample run is comparable with a one-sample one, and `rouge_l_mean@K`, `rouge_l_best@K`,
+`rouge_l_sd@K` (`score_sampling_metrics` over each sample's ROUGE-L, prefixed with the metric they come from)
+join the task's and every case's metrics. The judge grades sample 0 only (`info["judged_samples"] = 1`).
 """
 
 from __future__ import annotations
@@ -39,13 +46,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from evalkit.backends._protocol import Backend
 from evalkit.errors import ConfigError, DataError
 from evalkit.metrics import mean_stderr
+from evalkit.metrics._sampling import score_sampling_metrics
 from evalkit.records import JudgedSample, register_sample_type
 from evalkit.tasks._data import HubSource, check_data_dir, load_hub, read_file_rows, tasks_root
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
+from evalkit.tasks._repeats import generate_repeats, sampling_temperature
 from evalkit.tasks._spec import TaskSpecBase
 from evalkit.tasks._task_judge import JudgeInput, start_judging
 from evalkit.tasks._thinking import split_thinking
-from evalkit.types import GenConfig, Message
+from evalkit.types import Completion, GenConfig, Message
 
 __all__ = [
     "ClinCase",
@@ -222,14 +231,20 @@ def judge_inputs(samples: Sequence[dict[str, Any]]) -> list[JudgeInput]:
                        s["prediction"], s["reference"]) for s in samples]
 
 
-def run(spec: CmbClinSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
-    """Generate every question's answer (gold history) and score it by ROUGE-L and BLEU."""
+def _max_tokens(spec: CmbClinSpec, ctx: RunContext) -> int:
     unknown = sorted(set(ctx.task_args) - _TASK_ARGS)
     if unknown:
         raise ConfigError(f"--task-args {unknown[0]}: not an option of {spec.name}; known: max_tokens")
     max_tokens = ctx.task_args.get("max_tokens", str(spec.max_tokens))
     if not max_tokens.isdigit() or int(max_tokens) < 1:
         raise ConfigError(f"--task-args max_tokens={max_tokens}: give a positive whole number")
+    return int(max_tokens)
+
+
+def run(spec: CmbClinSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
+    """Generate every question's answer (gold history; K answers with --repeats K) and score it by ROUGE-L and BLEU."""
+    max_tokens = _max_tokens(spec, ctx)
+    repeats = ctx.repeats or 1
     cases, origin, location, skipped = load_cases(spec, ctx)
     if ctx.limit is not None:
         cases = cases[:ctx.limit]
@@ -238,36 +253,66 @@ def run(spec: CmbClinSpec, backend: Backend, ctx: RunContext, sink: SampleSink) 
                  f"pass --data-dir for real numbers")
     judging = start_judging(spec, ctx, backend.identity.model)
     turns = [(case, i) for case in cases for i in range(len(case.qa))]
-    ctx.set_total(len(turns) * (2 if judging is not None and judging.counts_progress else 1))
+    ctx.set_total(len(turns) * (repeats + (1 if judging is not None and judging.counts_progress else 0)))
     conversations = [turn_conversation(spec, case, i) for case, i in turns]
-    completions = backend.generate(conversations, GenConfig(temperature=0.0, max_tokens=int(max_tokens),
-                                                            seed=ctx.seed))
+    config = GenConfig(temperature=0.0, max_tokens=max_tokens, seed=ctx.seed)
+    answers = generate_repeats(backend, conversations, config, repeats=repeats, seed=ctx.seed)
     samples = [_sample(case, i, conv, completion.texts[0])
-               for (case, i), conv, completion in zip(turns, conversations, completions)]
+               for (case, i), conv, completion in zip(turns, conversations, answers[0])]
+    if repeats > 1:
+        _add_repeats(samples, turns, answers, ctx.seed)
     if judging is not None:
-        judging.judge(judge_inputs(samples), samples)
+        judging.judge(judge_inputs(samples), samples)  # sample 0 only: K answers would multiply judge calls
     sink.write(samples)
-    ctx.advance(len(samples))
+    ctx.advance(len(samples) * repeats)
     outcome = _outcome(spec, samples, origin, location, skipped)
+    if repeats > 1:
+        info = {**outcome.info, "repeats": repeats, "seeds": [ctx.seed + k for k in range(repeats)],
+                "temperature": sampling_temperature(config.temperature, repeats)}
+        outcome = replace(outcome, info={**info, "judged_samples": 1} if judging is not None else info)
     if judging is None:
         return outcome
     metrics, summary = judging.outcome()
     return replace(outcome, metrics={**outcome.metrics, **metrics}, info={**outcome.info, "judge": summary})
 
 
-def _sample(case: ClinCase, turn: int, conv: Sequence[Message], text: str) -> dict[str, Any]:
+def _answer_scores(answer: str, reference: str) -> dict[str, Any]:
     from evalkit.metrics import rouge_l_zh
 
+    answer_words, reference_words = _words(answer), _words(reference)
+    return {"rouge_l": rouge_l_zh(answer, reference) if answer else 0.0,
+            "bleu": sentence_bleu(answer_words, reference_words), "tokens": (answer_words, reference_words)}
+
+
+def _sample(case: ClinCase, turn: int, conv: Sequence[Message], text: str) -> dict[str, Any]:
     split = split_thinking(text)
     question, reference = case.qa[turn]
-    answer_words, reference_words = _words(split.answer), _words(reference)
     return {"id": f"{case.case_id}/{turn + 1}", "subset": case.title, "doc_index": case.doc_index,
             "prompt": [{"role": m.role, "content": m.content} for m in conv], "target": reference,
             "prediction": split.answer, "raw_output": text, "thinking": split.thinking or None,
             "description": case.description, "question": question, "reference": reference, "turn": turn + 1,
-            "rouge_l": rouge_l_zh(split.answer, reference) if split.answer else 0.0,
-            "bleu": sentence_bleu(answer_words, reference_words),
-            "tokens": (answer_words, reference_words)}
+            **_answer_scores(split.answer, reference)}
+
+
+def _add_repeats(samples: list[dict[str, Any]], turns: Sequence[tuple[ClinCase, int]],
+                 answers: Sequence[Sequence[Completion]], seed: int) -> None:
+    """Give each record its K samples: seed, answer (thinking stripped), ROUGE-L and sentence BLEU."""
+    for i, (sample, (case, turn)) in enumerate(zip(samples, turns)):
+        entries = []
+        for k, completions in enumerate(answers):
+            answer = split_thinking(completions[i].texts[0]).answer
+            scores = _answer_scores(answer, case.qa[turn][1])
+            entries.append({"seed": seed + k, "prediction": answer, "rouge_l": scores["rouge_l"],
+                            "bleu": scores["bleu"]})
+        sample["samples"] = entries
+
+
+def _rouge_sampling(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """`rouge_l_<metric>@K` over the records' samples (nothing when the run drew one answer each)."""
+    if not rows or not all(r.get("samples") for r in rows):
+        return {}
+    metrics = score_sampling_metrics([[s["rouge_l"] for s in r["samples"]] for r in rows])
+    return {f"rouge_l_{name}": value for name, value in metrics.items() if not math.isnan(value)}
 
 
 def _outcome(spec: CmbClinSpec, samples: list[dict[str, Any]], origin: str, location: str,
@@ -280,9 +325,10 @@ def _outcome(spec: CmbClinSpec, samples: list[dict[str, Any]], origin: str, loca
         by_case.setdefault(s["id"].rsplit("/", 1)[0], []).append(s)
     subtasks = {f"{case_id} {rows[0]['subset']}".strip(): {
         "rouge_l": sum(r["rouge_l"] for r in rows) / len(rows), "bleu": sum(r["bleu"] for r in rows) / len(rows),
-        "n": len(rows)} for case_id, rows in by_case.items()}
+        "n": len(rows), **_rouge_sampling(rows)} for case_id, rows in by_case.items()}
     metrics: dict[str, float | None] = {"rouge_l": rouge, "rouge_l_stderr": rouge_se, "bleu": bleu,
-                                        "sentence_bleu": sentence, "sentence_bleu_stderr": sentence_se}
+                                        "sentence_bleu": sentence, "sentence_bleu_stderr": sentence_se,
+                                        **_rouge_sampling(samples)}
     info = {"data_origin": origin, "location": location, "cases": len(by_case), "skipped_rows": len(skipped),
             "skipped": skipped[:20], "history": "gold answers (as CMB's collate_conv)",
             "judge": f"not run: pass --judge-model M to grade with the rubric judge '{spec.judge.definition}'"

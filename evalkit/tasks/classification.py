@@ -3,6 +3,13 @@
 In loglikelihood mode (the default) every label word is scored after the prompt and the likeliest wins; in
 generative mode (`--task-args mode=generate`) the model answers and the label word found earliest in its answer
 is the prediction (none found: unextractable, scored wrong). Metrics: accuracy (with stderr), macro-F1 and MCC.
+
+Repeats (`--repeats K`, K > 1, generative mode only: loglikelihood scoring is deterministic and refuses it): every
+row is answered K times, sample k with seed `seed + k` at `evalkit.tasks._repeats.sampling_temperature` (0.7 for
+the greedy default), each sample matched and scored (`samples: [{seed, prediction, predicted_label, correct,
+response}]` on the record). The headline metrics stay sample 0's; `acc_mean@K`, `acc_pass@K`, `acc_pass@1`,
+`acc_maj@K` (the majority label's correctness; unextractable answers do not vote) and `acc_sd@K`
+(`score_sampling_metrics` over 0/1 correctness, prefixed with the metric they come from) join them.
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ from evalkit.backends._adapt import as_base_backend
 from evalkit.backends._protocol import Backend, BackendBase
 from evalkit.errors import ConfigError, DataError, UnsupportedRequest
 from evalkit.metrics import mean_stderr
+from evalkit.metrics._sampling import score_sampling_metrics
 from evalkit.tasks._data import DataSource, Rows, check_data_dir, missing_data_message, read_rows
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
 from evalkit.tasks._prompt import render, template_variables
+from evalkit.tasks._repeats import generate_repeats, sampling_temperature
 from evalkit.tasks._spec import TaskSpecBase
 from evalkit.types import GenConfig, LoglikelihoodRequest, Message
 
@@ -123,6 +132,11 @@ def _mode(spec: ClassificationSpec, ctx: RunContext) -> tuple[str | None, int]:
         max_tokens = int(ctx.task_args.get("max_tokens", "32"))
     except ValueError:
         raise ConfigError(f"--task-args max_tokens={ctx.task_args['max_tokens']}: not a whole number") from None
+    repeats = ctx.repeats or 1
+    if repeats > 1 and mode != "generate":
+        raise ConfigError(f"--repeats {repeats}: {spec.name} scores labels by loglikelihood"
+                          f"{' (its default mode)' if mode is None else ''}, which is deterministic; add "
+                          f"--task-args mode=generate to sample {repeats} answers")
     return mode, max_tokens
 
 
@@ -146,14 +160,32 @@ def _score_loglikelihood(spec: ClassificationSpec, prompts: list[str], backend: 
     return out
 
 
-def _score_generate(spec: ClassificationSpec, prompts: list[str], backend: BackendBase,
-                    max_tokens: int) -> list[dict[str, Any]]:
-    completions = backend.generate([(Message("user", p),) for p in prompts], GenConfig(max_tokens=max_tokens))
-    return [{"predicted_label": match_label(c.texts[0], spec.labels), "response": c.texts[0]} for c in completions]
+def _score_generate(spec: ClassificationSpec, prompts: list[str], backend: BackendBase, max_tokens: int,
+                    repeats: int, seed: int) -> list[dict[str, Any]]:
+    conversations = [(Message("user", p),) for p in prompts]
+    if repeats == 1:  # one greedy answer, unseeded: the requests (and cache keys) of runs without --repeats
+        completions = backend.generate(conversations, GenConfig(max_tokens=max_tokens))
+        return [{"predicted_label": match_label(c.texts[0], spec.labels), "response": c.texts[0]}
+                for c in completions]
+    answers = generate_repeats(backend, conversations, GenConfig(max_tokens=max_tokens), repeats=repeats, seed=seed)
+    out = []
+    for i in range(len(prompts)):
+        drawn = [{"seed": seed + k, "predicted_label": match_label(c[i].texts[0], spec.labels),
+                  "response": c[i].texts[0]} for k, c in enumerate(answers)]
+        out.append({**{k: v for k, v in drawn[0].items() if k != "seed"}, "samples": drawn})
+    return out
+
+
+def _scored_samples(spec: ClassificationSpec, drawn: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    """The K samples of one row as its record lists them: seed, label word, label, correctness, answer."""
+    return [{"seed": d["seed"],
+             "prediction": None if d["predicted_label"] is None else spec.labels[d["predicted_label"]],
+             "predicted_label": d["predicted_label"], "correct": d["predicted_label"] == label,
+             "response": d["response"]} for d in drawn]
 
 
 def _samples(spec: ClassificationSpec, rows: list[_Row], backend: BackendBase, mode: str | None,
-             max_tokens: int) -> tuple[list[dict[str, Any]], str]:
+             max_tokens: int, ctx: RunContext) -> tuple[list[dict[str, Any]], str]:
     where = f"{spec.source_file or spec.name}: prompt"
     prompts = [render(spec.prompt, row.texts, where=where) for row in rows]
     scored: list[dict[str, Any]] | None = None
@@ -165,10 +197,12 @@ def _samples(spec: ClassificationSpec, rows: list[_Row], backend: BackendBase, m
                 raise ConfigError(f"--task-args mode=loglikelihood: {backend.identity.model} cannot score text; "
                                   f"use mode=generate") from None
     if scored is None:
-        scored, mode = _score_generate(spec, prompts, backend, max_tokens), "generate"
+        scored, mode = _score_generate(spec, prompts, backend, max_tokens, ctx.repeats or 1, ctx.seed), "generate"
     samples = []
     for row, prompt, result in zip(rows, prompts, scored):
         predicted = result.pop("predicted_label")
+        if "samples" in result:
+            result["samples"] = _scored_samples(spec, result["samples"], row.label)
         samples.append({"id": str(row.doc_index), "doc_index": row.doc_index, "prompt": prompt,
                         "target": spec.labels[row.label], "target_label": row.label,
                         "prediction": spec.labels[predicted] if predicted is not None else None,
@@ -219,6 +253,10 @@ def _metrics(spec: ClassificationSpec, samples: list[dict[str, Any]]) -> dict[st
         metrics["macro_f1"] = macro_f1(gold, pred)
     if "mcc" in spec.metrics:
         metrics["mcc"] = matthews_corrcoef(gold, pred)
+    if all(s.get("samples") for s in samples):
+        sampled = score_sampling_metrics([[float(d["correct"]) for d in s["samples"]] for s in samples],
+                                         [[d["predicted_label"] for d in s["samples"]] for s in samples])
+        metrics.update({f"acc_{name}": value for name, value in sampled.items()})
     return {k: v for k, v in metrics.items() if not (isinstance(v, float) and math.isnan(v))}
 
 
@@ -241,11 +279,15 @@ def run(spec: ClassificationSpec, backend: Backend, ctx: RunContext, sink: Sampl
     if ctx.limit is not None:
         usable = usable[:ctx.limit]
     ctx.set_total(len(usable))
-    samples, mode_ran = _samples(spec, usable, as_base_backend(backend), mode, max_tokens)
+    samples, mode_ran = _samples(spec, usable, as_base_backend(backend), mode, max_tokens, ctx)
     sink.write(samples)
     ctx.advance(len(samples))
     info: dict[str, Any] = {"data_origin": rows.origin, "mode": mode_ran, "skipped_rows": skipped,
                             "labels": dict(spec.labels)}
+    repeats = ctx.repeats or 1
+    if repeats > 1:
+        info.update(repeats=repeats, seeds=[ctx.seed + k for k in range(repeats)],
+                    temperature=sampling_temperature(GenConfig().temperature, repeats))
     metrics = _metrics(spec, samples)
     if mode_ran == "generate":
         info["unextractable"] = sum(1 for s in samples if not s["extracted"])

@@ -15,11 +15,20 @@ which read English words as words too), averaged over the rows that have one.
 Judge: when the run asks for judging (`--judge-model M`) or the YAML's `judge:` names a definition with a
 default model, every answer goes through the task judge step (`evalkit.tasks._task_judge`): the judge reads
 the question, the answer and the reference (when the row has one); the default definition is `rubric-qa`.
+
+Repeats (`--repeats K`, K > 1): every row is answered K times, sample k with seed `seed + k` at
+`evalkit.tasks._repeats.sampling_temperature` (0.7 for the greedy default). Each sample gets the reference
+metrics (`samples: [{seed, prediction, exact_match, qa_f1, rouge_l}]` on the record); the headline metrics stay
+sample 0's, and `exact_match_mean@K`, `exact_match_pass@K`, `exact_match_pass@1`, `exact_match_maj@K` (the
+majority of the normalised answers) and `exact_match_sd@K` (`score_sampling_metrics`, prefixed with the metric
+they come from) join them for the rows with a reference. The judge grades sample 0 only
+(`info["judged_samples"] = 1`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -29,13 +38,15 @@ from pydantic import Field
 from evalkit.backends._protocol import Backend
 from evalkit.errors import ConfigError, DataError
 from evalkit.metrics import mean_stderr
+from evalkit.metrics._sampling import score_sampling_metrics
 from evalkit.records import JudgedSample, register_sample_type
 from evalkit.tasks._data import read_file_rows
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
+from evalkit.tasks._repeats import generate_repeats, sampling_temperature
 from evalkit.tasks._spec import TaskSpecBase
 from evalkit.tasks._task_judge import JudgeInput, start_judging
 from evalkit.tasks._thinking import split_thinking
-from evalkit.types import GenConfig, Message
+from evalkit.types import Completion, GenConfig, Message
 
 __all__ = ["DEFAULT_JUDGE", "OpenQaSpec", "load_rows", "run"]
 
@@ -101,10 +112,16 @@ def _prompt(spec: OpenQaSpec, row: dict[str, Any]) -> tuple[Message, ...]:
     return (*system, Message("user", text))
 
 
-def _sample(spec: OpenQaSpec, row: dict[str, Any], conv: tuple[Message, ...], text: str) -> dict[str, Any]:
+def _reference_scores(answer: str, reference: str) -> dict[str, float]:
     from evalkit.metrics import qa_f1_zh, rouge_l_zh
     from evalkit.metrics._longbench import normalize_zh
 
+    return {"exact_match": float(bool(answer) and normalize_zh(answer) == normalize_zh(reference)),
+            "qa_f1": qa_f1_zh(answer, reference) if answer else 0.0,
+            "rouge_l": rouge_l_zh(answer, reference) if answer else 0.0}
+
+
+def _sample(spec: OpenQaSpec, row: dict[str, Any], conv: tuple[Message, ...], text: str) -> dict[str, Any]:
     split = split_thinking(text)
     reference = str(row.get(spec.reference_column) or "").strip() if spec.reference_column else ""
     sample: dict[str, Any] = {
@@ -114,11 +131,32 @@ def _sample(spec: OpenQaSpec, row: dict[str, Any], conv: tuple[Message, ...], te
         "thinking": split.thinking or None, "question": str(row[spec.question_column]),
         "reference": reference or None}
     if reference:
-        answer = split.answer
-        sample.update(exact_match=float(bool(answer) and normalize_zh(answer) == normalize_zh(reference)),
-                      qa_f1=qa_f1_zh(answer, reference) if answer else 0.0,
-                      rouge_l=rouge_l_zh(answer, reference) if answer else 0.0)
+        sample.update(_reference_scores(split.answer, reference))
     return sample
+
+
+def _add_repeats(samples: list[dict[str, Any]], answers: Sequence[Sequence[Completion]], seed: int) -> None:
+    """Give each record its K samples: seed, answer (thinking stripped) and its reference metrics."""
+    for i, sample in enumerate(samples):
+        entries = []
+        for k, completions in enumerate(answers):
+            answer = split_thinking(completions[i].texts[0]).answer
+            scores = _reference_scores(answer, sample["reference"]) if sample["reference"] else {}
+            entries.append({"seed": seed + k, "prediction": answer, **scores})
+        sample["samples"] = entries
+
+
+def _exact_match_sampling(referenced: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """`exact_match_<metric>@K` over the samples of the rows with a reference; a sample votes for its
+    normalised answer (an empty one does not vote)."""
+    from evalkit.metrics._longbench import normalize_zh
+
+    if not referenced or not all(r.get("samples") for r in referenced):
+        return {}
+    metrics = score_sampling_metrics([[s["exact_match"] for s in r["samples"]] for r in referenced],
+                                     [[normalize_zh(s["prediction"]) or None for s in r["samples"]]
+                                      for r in referenced])
+    return {f"exact_match_{name}": value for name, value in metrics.items()}
 
 
 def _outcome(spec: OpenQaSpec, samples: list[dict[str, Any]], location: str, skipped: list[str]) -> TaskOutcome:
@@ -128,6 +166,7 @@ def _outcome(spec: OpenQaSpec, samples: list[dict[str, Any]], location: str, ski
     referenced = [s for s in samples if s["reference"]]
     for name in ("exact_match", "qa_f1", "rouge_l") if referenced else ():
         metrics[name], metrics[f"{name}_stderr"] = mean_stderr([s[name] for s in referenced])
+    metrics.update(_exact_match_sampling(referenced))
     info = {"data_origin": "local", "location": location, "skipped_rows": len(skipped), "skipped": skipped[:20],
             "with_reference": len(referenced),
             "judge": f"not run: pass --judge-model M to grade with '{spec.judge.definition if spec.judge else DEFAULT_JUDGE}'"}
@@ -146,22 +185,31 @@ def _max_tokens(spec: OpenQaSpec, ctx: RunContext) -> int:
 
 
 def run(spec: OpenQaSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
-    """Answer every row greedily, score against the reference where present, and judge when asked."""
+    """Answer every row (greedily, or K samples with --repeats K), score against the reference where present,
+    and judge sample 0 when asked."""
     max_tokens = _max_tokens(spec, ctx)
+    repeats = ctx.repeats or 1
     rows, location, skipped = load_rows(spec, ctx)
     if ctx.limit is not None:
         rows = rows[:ctx.limit]
     judging = start_judging(spec, ctx, backend.identity.model, fallback=DEFAULT_JUDGE)
-    ctx.set_total(len(rows) * (2 if judging is not None and judging.counts_progress else 1))
+    ctx.set_total(len(rows) * (repeats + (1 if judging is not None and judging.counts_progress else 0)))
     conversations = [_prompt(spec, row) for row in rows]
-    completions = backend.generate(conversations, GenConfig(temperature=0.0, max_tokens=max_tokens, seed=ctx.seed))
-    samples = [_sample(spec, row, conv, c.texts[0]) for row, conv, c in zip(rows, conversations, completions)]
-    ctx.advance(len(samples))
-    if judging is not None:
+    config = GenConfig(temperature=0.0, max_tokens=max_tokens, seed=ctx.seed)
+    answers = generate_repeats(backend, conversations, config, repeats=repeats, seed=ctx.seed)
+    samples = [_sample(spec, row, conv, c.texts[0]) for row, conv, c in zip(rows, conversations, answers[0])]
+    if repeats > 1:
+        _add_repeats(samples, answers, ctx.seed)
+    ctx.advance(len(samples) * repeats)
+    if judging is not None:  # sample 0 only: K answers would multiply the judge calls
         judging.judge([JudgeInput(s["id"], spec.name, s["question"], s["prediction"], s["reference"])
                        for s in samples], samples)
     sink.write(samples)
     outcome = _outcome(spec, samples, location, skipped)
+    if repeats > 1:
+        info = {**outcome.info, "repeats": repeats, "seeds": [ctx.seed + k for k in range(repeats)],
+                "temperature": sampling_temperature(config.temperature, repeats)}
+        outcome = replace(outcome, info={**info, "judged_samples": 1} if judging is not None else info)
     if judging is None:
         return outcome
     metrics, summary = judging.outcome()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ import orjson
 
 from evalkit.errors import DataError
 
-__all__ = ["CATEGORY_TEMPERATURE", "HUB_DATASET", "Question", "answer_questions", "demo_dir", "load_model_answers",
-           "load_questions", "load_references", "read_jsonl", "write_model_answers"]
+__all__ = ["CATEGORY_TEMPERATURE", "HUB_DATASET", "Question", "answer_questions", "answer_repeats", "demo_dir",
+           "load_model_answers", "load_questions", "load_references", "read_jsonl", "sampled_temperatures",
+           "write_model_answers"]
 
 HUB_DATASET = "HuggingFaceH4/mt_bench_prompts"
 
@@ -205,13 +206,18 @@ def load_model_answers(folder: Path, models: list[str] | None = None, *,
     return out
 
 
-def write_model_answers(path: Path, model: str, answers: dict[str, tuple[str, ...]]) -> None:
-    """Write answers in FastChat's model_answer layout (so `evalkit judge --answers` can re-judge them)."""
+def write_model_answers(path: Path, model: str, *samples: Mapping[str, tuple[str, ...]]) -> None:
+    """Write answers in FastChat's model_answer layout (so `evalkit judge --answers` can re-judge them).
+
+    Each of `samples` (question id → turns) is one sample of every question: sample k is `choices[k]` (index k),
+    so `--repeats K` answers keep FastChat's layout and `load_model_answers` reads sample 0.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
-        for qid, turns in answers.items():
+        for qid in samples[0] if samples else {}:
+            choices = [{"index": k, "turns": list(sample[qid])} for k, sample in enumerate(samples) if qid in sample]
             row = {"question_id": int(qid) if qid.isdigit() else qid, "answer_id": f"{model}-{qid}",
-                   "model_id": model, "choices": [{"index": 0, "turns": list(turns)}]}
+                   "model_id": model, "choices": choices}
             fh.write(orjson.dumps(row) + b"\n")
 
 
@@ -253,3 +259,37 @@ def answer_questions(backend: Any, questions: list[Question], *, temperatures: d
                 history[q.question_id].append(Message("assistant", text))
             on_turn(len(group))
     return {qid: tuple(turns) for qid, turns in answers.items()}
+
+
+def sampled_temperatures(questions: list[Question], temperatures: Mapping[str, float] | None = None, *,
+                         repeats: int = 1, default_temperature: float = DEFAULT_TEMPERATURE) -> dict[str, float]:
+    """The sampling temperature of each category among `questions`: FastChat's table with `temperatures` over
+    it, `default_temperature` for the others; a greedy category samples (`sampling_temperature`) when K > 1.
+
+    Examples:
+        >>> qs = [Question("1", "math", ("q",)), Question("2", "writing", ("q",)), Question("3", "new", ("q",))]
+        >>> sampled_temperatures(qs, {"writing": 0.5}), sampled_temperatures(qs, repeats=3)
+        ({'math': 0.0, 'new': 0.7, 'writing': 0.5}, {'math': 0.7, 'new': 0.7, 'writing': 0.7})
+    """
+    from evalkit.tasks._repeats import sampling_temperature
+
+    table = {**CATEGORY_TEMPERATURE, **(temperatures or {})}
+    return {cat: sampling_temperature(table.get(cat, default_temperature), repeats)
+            for cat in sorted({q.category for q in questions})}
+
+
+def answer_repeats(backend: Any, questions: list[Question], *, repeats: int = 1, seed: int = 0,
+                   temperatures: Mapping[str, float] | None = None, default_temperature: float = DEFAULT_TEMPERATURE,
+                   max_tokens: int = 1024, system: str | None = None,
+                   on_turn: Callable[[int], None] = lambda n: None) -> list[dict[str, tuple[str, ...]]]:
+    """K samples of every question's answers (`--repeats K`): sample k is a whole conversation with seed
+    `seed + k`, its turn 2 seeing its own turn-1 answer, at `sampled_temperatures`.
+
+    With K = 1 this is exactly `answer_questions` (same calls, same seeds and temperatures).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    table = sampled_temperatures(questions, temperatures, repeats=repeats, default_temperature=default_temperature)
+    return [answer_questions(backend, questions, temperatures=table, max_tokens=max_tokens, seed=seed + k,
+                             system=system, default_temperature=default_temperature, on_turn=on_turn)
+            for k in range(repeats)]

@@ -110,6 +110,12 @@ def _mean(values: Sequence[float]) -> float:
 
 # ---- v1 ----------------------------------------------------------------------------------------------------
 
+def _unscaled(table: dict[str, float]) -> dict[str, float]:
+    """LongBench v1's `score_<stat>@K` (0-100, like `score`) as bare `<stat>@K` on the 0-1 scale of the scores."""
+    return {key.removeprefix("score_"): value / 100 for key, value in table.items()
+            if key.startswith("score_") and "@" in key}
+
+
 def test_v1_samples_seeds_scores_and_k_metrics(tmp_path: Path) -> None:
     backend = _backend(V1_SCRIPT)
     task, rows = _execute(backend, V1_TASKS, tmp_path, repeats=3)
@@ -132,8 +138,8 @@ def test_v1_samples_seeds_scores_and_k_metrics(tmp_path: Path) -> None:
                                                    TREC_CLASSES if name == "trec" else None)
             scores.append([s["score"] for s in r["samples"]])
             votes.append([_vote(name, s["prediction"]) for s in r["samples"]])
-        got = task["subtasks"][name]
-        assert got["score"] == lb.dataset_score([s[0] for s in scores])  # the headline is sample 0's
+        got = _unscaled(task["subtasks"][name])
+        assert task["subtasks"][name]["score"] == lb.dataset_score([s[0] for s in scores])  # the headline is sample 0's
         assert got["mean@3"] == pytest.approx(_mean([_mean(s) for s in scores]))
         assert got["maj@3"] == pytest.approx(_mean([_majority_score(s, v) for s, v in zip(scores, votes)]))
         binary = all(x in (0.0, 1.0) for s in scores for x in s)  # trec's are; the English F1s are not
@@ -141,17 +147,18 @@ def test_v1_samples_seeds_scores_and_k_metrics(tmp_path: Path) -> None:
         assert got[best] == pytest.approx(_mean([max(s) for s in scores]))
         assert ("best@3" in got) == (not binary) and binary == (name == "trec")
         per_dataset[name] = {"mean@3": got["mean@3"], "best@3": got[best], "maj@3": got["maj@3"]}
-    trec = task["subtasks"]["trec"]
+    trec = _unscaled(task["subtasks"]["trec"])
     assert (trec["pass@3"], trec["pass@1"], trec["maj@3"]) == (1.0, pytest.approx(2 / 3), 1.0)
     # English: votes "it was automated in 1989" / "1989" / "in 1990" tie -> sample 0 (F1 1/3); then "fleece covers"
-    assert task["subtasks"]["multifieldqa_en"]["maj@3"] == pytest.approx((1 / 3 + 1) / 2)
+    assert _unscaled(task["subtasks"]["multifieldqa_en"])["maj@3"] == pytest.approx((1 / 3 + 1) / 2)
     # the task mirrors 'score' (mean of category means): few_shot = trec, single_doc_qa = mean of the two QA sets
     for metric in ("mean@3", "best@3", "maj@3"):
         single = _mean([per_dataset["multifieldqa_en"][metric], per_dataset["multifieldqa_zh"][metric]])
-        assert task["groups"]["single_doc_qa"][metric] == pytest.approx(single)
-        assert task["metrics"][metric] == pytest.approx(_mean([per_dataset["trec"][metric], single]))
-    se = [task["subtasks"][n]["mean@3_stderr"] for n in ("multifieldqa_en", "multifieldqa_zh")]
-    assert task["groups"]["single_doc_qa"]["mean@3_stderr"] == pytest.approx(math.sqrt(se[0] ** 2 + se[1] ** 2) / 2)
+        assert _unscaled(task["groups"]["single_doc_qa"])[metric] == pytest.approx(single)
+        assert _unscaled(task["metrics"])[metric] == pytest.approx(_mean([per_dataset["trec"][metric], single]))
+    se = [_unscaled(task["subtasks"][n])["mean@3_stderr"] for n in ("multifieldqa_en", "multifieldqa_zh")]
+    assert _unscaled(task["groups"]["single_doc_qa"])["mean@3_stderr"] == pytest.approx(
+        math.sqrt(se[0] ** 2 + se[1] ** 2) / 2)
 
 
 def test_v1_headline_equals_the_single_sample_run(tmp_path: Path) -> None:
@@ -177,7 +184,7 @@ def test_v1_rerun_is_cached_and_a_larger_k_computes_only_the_new_sample(tmp_path
     task, rows_three = _execute(backend, V1_TASKS, tmp_path, repeats=3)
     assert backend.calls["generate"] == 18 and {s for s, _, _ in backend.seen} == {9}
     assert [r["samples"][:2] for r in rows_three] == [r["samples"] for r in rows_two]
-    assert "mean@3" in task["metrics"]
+    assert "score_mean@3" in task["metrics"]
 
 
 def test_k1_and_no_repeats_run_identically() -> None:

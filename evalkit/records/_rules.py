@@ -42,9 +42,12 @@ METRIC_SUFFIXES = ("_stderr", "_ci_low", "_ci_high")
 HEADLINE_METRICS = ("acc", "acc_norm", "score", "exact_match", "f1", "rouge", "win_rate", "char_perplexity",
                     "word_perplexity", "token_perplexity", "byte_perplexity", "bits_per_byte")
 _LOWER_BETTER = re.compile(r"perplexity|bits_per_byte|loss|(^|_)ece$|(^|_)brier$|error|(^|_)ppl$|"
-                           r"unextractable_rate|invalid_rate|(^|_)mean_rank$|(^|_)flip_rate$")
+                           r"unextractable_rate|invalid_rate|(^|_)mean_rank$|(^|_)flip_rate$|(^|_)sd@\d+$")
 _FRACTION = re.compile(r"(^|_)(acc|accuracy|exact_match|em|f1|rouge\w*|match|rate|kappa|consistency|win|pass|maj|"
-                       r"mean_at)($|_|@)|^acc|@")
+                       r"mean_at)($|_|@)|^acc")
+# K-sample metrics (`--repeats K`): `<stat>@K` over accuracy (multiple choice), `<metric>_<stat>@K` over a task's
+# per-sample metric, on that metric's scale (`score_mean@3` of a 1-10 judge score, `rouge_l_best@3`).
+_K_SAMPLE = re.compile(r"^(?:(?P<base>.+)_)?(?:mean|best|pass|maj|sd)@\d+$")
 
 # Task kind -> the family the report groups it under (and its label).
 _KIND_FAMILY = {"multiple_choice": "knowledge", "perplexity": "perplexity", "multiturn_judge": "judged",
@@ -77,7 +80,16 @@ def higher_is_better(metric: str) -> bool:
 
 
 def is_fraction_metric(metric: str) -> bool:
-    """True for metrics stored as a fraction in [0, 1] (accuracy-like); reports show them as percentages."""
+    """True for metrics stored as a fraction in [0, 1] (accuracy-like); reports show them as percentages.
+
+    Examples:
+        >>> [is_fraction_metric(m) for m in ("acc", "maj@4", "acc_pass@3", "score_mean@3", "rouge_l_sd@3")]
+        [True, True, True, False, True]
+    """
+    k_sample = _K_SAMPLE.match(metric)
+    if k_sample:
+        base = k_sample.group("base")
+        return base is None or bool(_FRACTION.search(base)) and higher_is_better(base)
     return bool(_FRACTION.search(metric)) and higher_is_better(metric)
 
 

@@ -28,8 +28,8 @@ from evalkit.metrics._aggregate import mean_stderr
 from evalkit.metrics._sampling import majority_letter, sampling_metrics
 from evalkit.tasks._answer_extraction import Extraction, extract_answer, extract_with_model
 from evalkit.tasks._circular import acc_circular, check_letters, rotations
-from evalkit.tasks._repeats import SAMPLING_TEMPERATURE
 from evalkit.tasks._mc_prompts import Exemplar, Language, build_conversation, detect_language, format_question
+from evalkit.tasks._repeats import SAMPLING_TEMPERATURE
 from evalkit.tasks._thinking import DEFAULT_CLOSE, DEFAULT_OPEN, ThinkingSplit, count_tokens, split_thinking
 from evalkit.types import Completion, Conversation, GenConfig
 

@@ -25,8 +25,8 @@ Task options (`--task-args key=value,...`):
 Repeats (v1 / -E): `--repeats K` > 1 samples K answers per record, sample k with seed `seed + k` at
 `evalkit.tasks._repeats.sampling_temperature` (0.7 instead of greedy), each its own backend call and cache entry.
 Each sample is scored with the dataset's metric; the headline `score` (dataset, category, task) stays sample 0's.
-Every dataset adds `evalkit.metrics._sampling.score_sampling_metrics` over its records (0-1 scale, like every
-`@K` metric), with the normalised prediction as each sample's vote for maj@K (`vote_answer`); categories and the
+Every dataset adds `evalkit.metrics._sampling.score_sampling_metrics` over its records as `score_<stat>@K`, on
+the 0-100 scale of `score`, with the normalised prediction as each sample's vote for maj@K (`vote_answer`); categories and the
 task add the mean of their members' values, as `score` is formed (see `_aggregate_repeats`).
 
 Judging (v1 / -E): with `--judge-model M` (or a `judge:` block in the task YAML) the summarisation datasets'
@@ -205,25 +205,25 @@ def _aggregate_repeats(results: dict[str, dict[str, Any]], subtasks: dict[str, d
                        groups: dict[str, dict[str, float]], metrics: dict[str, float]) -> None:
     """Add the @K metrics: per dataset over its records, per category and for the task as `score` is formed.
 
-    A dataset gets `score_sampling_metrics` of its records (0/1 datasets: pass@K and pass@1 instead of best@K).
-    `score` is the mean of category means of dataset scores, so a category's @K value is the mean of its
-    datasets' values and the task's the mean of the categories' (unrounded: @K metrics are on the 0-1 scale).
-    Those aggregates carry mean@K, best@K, maj@K and sd@K, a 0/1 dataset's pass@K standing in as its best@K
-    (with n = K both are "some sample right"). The stderr of a mean of members treats them as independent,
-    sqrt(sum of squared stderrs) / members, as `macro_mean_stderr` does; sd@K has none.
+    They are named after `score` and on its 0-100 scale (`score_mean@3`, `score_best@3`, `score_maj@3`,
+    `score_sd@3`); a 0/1 dataset reports `score_pass@K` and `score_pass@1` instead of best@K. `score` is the mean
+    of category means of dataset scores, so a category's @K value is the mean of its datasets' values and the
+    task's the mean of the categories', a 0/1 dataset's pass@K standing in as its best@K (with n = K both are
+    "some sample right"). The stderr of a mean of members treats them as independent, sqrt(sum of squared
+    stderrs) / members, as `macro_mean_stderr` does; sd@K has none.
     """
     by_category: dict[str, list[dict[str, float]]] = {}
     for name, r in results.items():
         if not r["repeat_scores"]:
             continue
-        values = score_sampling_metrics(r["repeat_scores"], r["votes"])
+        values = {f"score_{key}": 100.0 * v for key, v in score_sampling_metrics(r["repeat_scores"], r["votes"]).items()}
         subtasks[name].update(values)
         k = min(len(s) for s in r["repeat_scores"])
-        best = f"best@{k}" if f"best@{k}" in values else f"pass@{k}"
-        picked = {f"mean@{k}": f"mean@{k}", f"best@{k}": best, f"maj@{k}": f"maj@{k}"}
+        best = f"score_best@{k}" if f"score_best@{k}" in values else f"score_pass@{k}"
+        picked = {f"score_mean@{k}": f"score_mean@{k}", f"score_best@{k}": best, f"score_maj@{k}": f"score_maj@{k}"}
         member = {out: values[key] for out, key in picked.items()}
         member.update({f"{out}_stderr": values[f"{key}_stderr"] for out, key in picked.items()})
-        member[f"sd@{k}"] = values[f"sd@{k}"]
+        member[f"score_sd@{k}"] = values[f"score_sd@{k}"]
         by_category.setdefault(lb.DATASET_CATEGORY[name], []).append(member)
     category_values = {cat: _mean_of_members(members) for cat, members in by_category.items()}
     for cat, values in category_values.items():
@@ -284,7 +284,7 @@ def _run_v1(spec: LongContextSpec, backend: BackendBase, ctx: RunContext, sink: 
     }
     if repeat_count(ctx) > 1:
         info.update(repeats_info(ctx, 0.0), decoding=f"sampled (--repeats {repeat_count(ctx)})",
-                    repeats_note="'score' (dataset, category, task) is sample 0's; the @K metrics are on the 0-1 "
+                    repeats_note="'score' (dataset, category, task) is sample 0's; score_<stat>@K are on its 0-100 "
                                  "scale, categories and the task the mean of their members' values")
     if judging is not None:
         judge_metrics, info["judge"] = judging.outcome()

@@ -115,13 +115,13 @@ def test_every_sample_is_judged_and_sampling_metrics_match_the_samples_file(tmp_
     per_question = [[statistics.mean(per_sample[(qid, k)]) for k in range(3)]
                     for qid in sorted({r["question_id"] for r in rows})]
     means = [statistics.mean(v) for v in per_question]
-    assert outcome.metrics["mean@3"] == pytest.approx(statistics.mean(means))
-    assert outcome.metrics["mean@3_stderr"] == pytest.approx(statistics.stdev(means) / len(means) ** 0.5)
-    assert outcome.metrics["best@3"] == pytest.approx(statistics.mean(max(v) for v in per_question))
-    assert outcome.metrics["sd@3"] == pytest.approx(statistics.mean(statistics.stdev(v) for v in per_question))
-    assert (outcome.metrics["sd@3"] or 0.0) > 0  # the samples really were graded differently
+    assert outcome.metrics["score_mean@3"] == pytest.approx(statistics.mean(means))
+    assert outcome.metrics["score_mean@3_stderr"] == pytest.approx(statistics.stdev(means) / len(means) ** 0.5)
+    assert outcome.metrics["score_best@3"] == pytest.approx(statistics.mean(max(v) for v in per_question))
+    assert outcome.metrics["score_sd@3"] == pytest.approx(statistics.mean(statistics.stdev(v) for v in per_question))
+    assert (outcome.metrics["score_sd@3"] or 0.0) > 0  # the samples really were graded differently
     math = [r for r in rows if r["subset"] == "math"]
-    assert outcome.groups["math"]["mean@3"] == pytest.approx(statistics.mean(r["score"] for r in math))
+    assert outcome.groups["math"]["score_mean@3"] == pytest.approx(statistics.mean(r["score"] for r in math))
     assert outcome.info["sampling"] == {"questions": 8, "dropped_questions": 0, "excluded_samples": 0}
 
 
@@ -130,7 +130,7 @@ def test_headline_metrics_are_sample_zeros_as_in_a_one_sample_run(tmp_path: Path
     _, sink3, three = _judged_run(tmp_path, 3)
     assert {k: three.metrics[k] for k in one.metrics} == one.metrics
     assert {cat: three.groups[cat]["score"] for cat in one.groups} == {c: g["score"] for c, g in one.groups.items()}
-    assert three.metrics["score"] != pytest.approx(three.metrics["mean@3"])  # other samples score differently
+    assert three.metrics["score"] != pytest.approx(three.metrics["score_mean@3"])  # other samples score differently
     assert three.n == one.n == 16 and "repeats" not in one.info and "sample" not in sink1.rows[0]
     zero = [{k: v for k, v in r.items() if k not in ("sample", "seed")} for r in sink3.rows if r["sample"] == 0]
     assert zero == sink1.rows  # sample 0's rows are a one-sample run's rows, ids included
@@ -151,7 +151,7 @@ def test_invalid_verdicts_leave_samples_out_and_drop_unjudgeable_questions(tmp_p
     per_question: dict[str, list[float]] = {}
     for r in kept:
         per_question.setdefault(r["question_id"], []).append(r["score"])
-    assert outcome.metrics["mean@2"] == pytest.approx(statistics.mean(map(statistics.mean, per_question.values())))
+    assert outcome.metrics["score_mean@2"] == pytest.approx(statistics.mean(map(statistics.mean, per_question.values())))
 
 
 def test_dry_run_plans_k_times_the_judge_calls(tmp_path: Path) -> None:
@@ -199,7 +199,7 @@ def test_cli_run_writes_a_valid_record_with_sampling_metrics(tmp_path: Path) -> 
                                  seed=5, judge_models=(f"fake:{path}",), quiet=True, no_cache=True))
     task = load_record(run_dir).tasks["mt_bench"]
     assert task.info["repeats"] == 2 and task.info["seeds"] == [5, 6]
-    sd, mean, score = (task.metric(name).value for name in ("sd@2", "mean@2", "score"))  # type: ignore[union-attr]
+    sd, mean, score = (task.metric(name).value for name in ("score_sd@2", "score_mean@2", "score"))  # type: ignore[union-attr]
     assert sd is not None and mean is not None and score is not None
     assert sd > 0 and mean < score  # sample 1 (seed 6) is graded lower than sample 0 (seed 5)
     rows = [json.loads(line) for line in (run_dir / "samples" / "mt_bench.jsonl").read_text().splitlines()]
@@ -218,5 +218,5 @@ def test_pairwise_samples_score_their_outcomes_against_the_baseline(tmp_path: Pa
                                              repeats=2, task_args={"baseline": "llama-13b"}), sink)
     assert outcome.metrics["win_rate"] == 1.0  # sample 0's, as without --repeats
     assert {r["sample"]: r["score"] for r in sink.rows} == {0: 1.0, 1: 0.5}
-    assert outcome.metrics["mean@2"] == pytest.approx(0.75) and outcome.metrics["best@2"] == 1.0
-    assert outcome.groups["writing"]["mean@2"] == pytest.approx(0.75)
+    assert outcome.metrics["win_rate_mean@2"] == pytest.approx(0.75) and outcome.metrics["win_rate_best@2"] == 1.0
+    assert outcome.groups["writing"]["win_rate_mean@2"] == pytest.approx(0.75)

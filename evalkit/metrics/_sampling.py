@@ -126,13 +126,17 @@ def sampling_metrics(samples: Sequence[Sequence[str | None]], targets: Sequence[
 
 
 def score_sampling_metrics(scores: Sequence[Sequence[float]],
-                           answers: Sequence[Sequence[Hashable | None]] | None = None) -> dict[str, float]:
+                           answers: Sequence[Sequence[Hashable | None]] | None = None, *,
+                           k: int | None = None, prefix: str = "") -> dict[str, float]:
     """mean@K, best@K (pass@K and pass@1 for 0/1 scores), maj@K (with `answers`) and sd@K over K scored samples.
 
     Args:
-        scores: per question, the score of each sample (K = the smallest count when they differ; a question's
-            first K samples are used).
+        scores: per question, the score of each sample.
         answers: per question, what each sample votes for (None = no vote), aligned with `scores`.
+        k: the K the metrics are named after (default: the most samples any question has). A question with
+            more keeps its first K; one with fewer (a sample its judge could not grade) contributes the samples
+            it has: their mean, best, majority and spread, and pass@min(K, n).
+        prefix: names the metric the scores are of: `rouge_l` gives `rouge_l_mean@3`, ...
 
     Returns:
         The metrics with `_stderr` for each but sd@K; empty when there are no questions.
@@ -141,8 +145,8 @@ def score_sampling_metrics(scores: Sequence[Sequence[float]],
         >>> m = score_sampling_metrics([[0.2, 0.6, 0.4], [1.0, 0.0, 1.0]], [["x", "y", "y"], ["a", "b", "a"]])
         >>> round(m["mean@3"], 3), round(m["best@3"], 3), round(m["maj@3"], 3), "pass@3" in m
         (0.533, 0.8, 0.8, False)
-        >>> sorted(k for k in score_sampling_metrics([[1, 0], [0, 0]]) if not k.endswith("_stderr"))
-        ['mean@2', 'pass@1', 'pass@2', 'sd@2']
+        >>> sorted(k for k in score_sampling_metrics([[1, 0], [0]], prefix="acc") if not k.endswith("_stderr"))
+        ['acc_mean@2', 'acc_pass@1', 'acc_pass@2', 'acc_sd@2']
     """
     if not scores:
         return {}
@@ -150,22 +154,23 @@ def score_sampling_metrics(scores: Sequence[Sequence[float]],
         raise ValueError("every question needs at least one sample")
     if answers is not None and len(answers) != len(scores):
         raise ValueError(f"{len(scores)} questions of scores but {len(answers)} of answers")
-    k = min(len(s) for s in scores)
+    k = k or max(len(s) for s in scores)
     rows = [[float(x) for x in s[:k]] for s in scores]
     binary = all(x in (0.0, 1.0) for row in rows for x in row)
-    values: dict[str, list[float]] = {f"mean@{k}": [sum(row) / k for row in rows]}
+    values: dict[str, list[float]] = {f"mean@{k}": [sum(row) / len(row) for row in rows]}
     if binary:
-        values[f"pass@{k}"] = [pass_at_k(k, int(sum(row)), k) for row in rows]
-        values["pass@1"] = [pass_at_k(k, int(sum(row)), 1) for row in rows]
+        values[f"pass@{k}"] = [pass_at_k(len(row), int(sum(row)), min(k, len(row))) for row in rows]
+        values["pass@1"] = [pass_at_k(len(row), int(sum(row)), 1) for row in rows]
     else:
         values[f"best@{k}"] = [max(row) for row in rows]
     if answers is not None:
-        values[f"maj@{k}"] = [0.0 if (i := majority_vote(list(a[:k]))) is None else row[i]
+        values[f"maj@{k}"] = [0.0 if (i := majority_vote(list(a[:len(row)]))) is None else row[i]
                               for row, a in zip(rows, answers)]
+    name = (lambda metric: f"{prefix}_{metric}") if prefix else (lambda metric: metric)
     out: dict[str, float] = {}
-    for name, per_question in values.items():
-        out[name], out[f"{name}_stderr"] = mean_stderr(per_question)
-    out[f"sd@{k}"] = sum(_sd(row) for row in rows) / len(rows)
+    for metric, per_question in values.items():
+        out[name(metric)], out[name(f"{metric}_stderr")] = mean_stderr(per_question)
+    out[name(f"sd@{k}")] = sum(_sd(row) for row in rows) / len(rows)
     return out
 
 

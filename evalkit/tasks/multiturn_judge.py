@@ -11,8 +11,9 @@ coding, reasoning 0.0; stem/humanities 0.1); the YAML's `temperatures` or task a
 (a greedy category samples at `sampling_temperature`, 0.7), and judges every sample. The headline metrics
 (`score`, `score_<turn>`, per-category `score`, `win_rate`, reliability, ranking, bias) stay sample 0's, so
 they compare with a one-sample run; `score_sampling_metrics` over each sample's per-question value (single:
-the mean of its turns' scores; pairwise: its mean outcome, win 1, tie 0.5, loss 0) adds `mean@K`, `best@K`,
-`sd@K` (and `mean@K` per category). A sample with an invalid verdict is left out of its question's list.
+the mean of its turns' scores; pairwise: its mean outcome, win 1, tie 0.5, loss 0) adds `score_mean@K`,
+`score_best@K`, `score_sd@K` on the judge's scale (pairwise: `win_rate_mean@K`, ...; `_mean@K` per category too).
+A sample with an invalid verdict is left out of its question's list; the question keeps the samples it has.
 """
 
 from __future__ import annotations
@@ -261,14 +262,19 @@ def _sample_values(judged: Sequence[Sequence[Any]]) -> tuple[dict[str, list[floa
 
 
 def _with_sampling_metrics(outcome: TaskOutcome, judged: Sequence[Sequence[Any]]) -> TaskOutcome:
-    """Add mean@K, best@K, sd@K (task) and mean@K (per category) over every sample's per-question value."""
+    """Add <metric>_mean@K, _best@K, _sd@K (task) and _mean@K (per category) over every sample's per-question value.
+
+    <metric> is the headline they compare with: `score` (single grading, its 1-10 scale) or `win_rate`.
+    """
     values, categories, excluded = _sample_values(judged)
     kept = {qid: v for qid, v in values.items() if v}
-    metrics = {**outcome.metrics, **score_sampling_metrics(list(kept.values()))}
+    k, prefix = len(judged), "score" if "score" in outcome.metrics else "win_rate"
+    metrics = {**outcome.metrics, **score_sampling_metrics(list(kept.values()), k=k, prefix=prefix)}
     groups = {cat: dict(table) for cat, table in outcome.groups.items()}
     for cat in sorted(set(categories.values())):
         rows = [v for qid, v in kept.items() if categories[qid] == cat]
-        means = {k: v for k, v in score_sampling_metrics(rows).items() if k.startswith("mean@")}
+        means = {key: v for key, v in score_sampling_metrics(rows, k=k, prefix=prefix).items()
+                 if key.startswith(f"{prefix}_mean@")}
         if means:
             groups.setdefault(cat, {}).update(means)
     info = {**outcome.info, "sampling": {"questions": len(kept), "dropped_questions": len(values) - len(kept),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evalkit.data._catalog import DATASETS, dataset_info
-from evalkit.data._files import check_jsonl, check_mc_csv, check_text, needs_keys
+from evalkit.data._files import MAX_PER_FILE, check_jsonl, check_mc_csv, check_text, needs_keys
 
 __all__ = ["TaskCheck", "check_data_dir", "check_task"]
 
@@ -47,10 +47,19 @@ def check_data_dir(root: Path, tasks: Sequence[str] = ()) -> list[TaskCheck]:
     for name in names:
         result = check_task(root, name)
         if tasks and not result.present and not result.problems:
-            result.problems.append(f"{name}: nothing found under {root} (layout: {_layout(name)}); "
-                                   f"get it with `evalkit data pull {name} --to {root}`")
+            result.problems.append(_absent(name, root, result.missing))
         results.append(result)
     return results
+
+
+def _absent(task: str, root: Path, missing: Sequence[str]) -> str:
+    """One line for a named task with nothing under `root`: the exact files expected, and how to get them."""
+    from evalkit.data._pull import PULLABLE
+
+    expected = f"expected {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; " if missing else ""
+    get = (f"get it with `evalkit data pull {task} --to {root}`" if task in PULLABLE
+           else "`evalkit data list` says where to get it")
+    return f"{task}: nothing found under {root} (layout: {_layout(task)}); {expected}{get}"
 
 
 def _layout(task: str) -> str:
@@ -63,7 +72,8 @@ def check_task(root: Path, task: str) -> TaskCheck:
     info = dataset_info(task)
     layout = info.layout if info else "mc_csv"
     checker = {"mc_csv": _check_mc, "mt_bench": _check_mt_bench, "longbench": _check_longbench,
-               "longbench_v2": _check_longbench_v2, "text": _check_text_file, "text_glob": _check_text_glob}[layout]
+               "longbench_v2": _check_longbench_v2, "text": _check_text_file, "text_glob": _check_text_glob,
+               "cmb_exam": _check_cmb_exam, "cmb_clin": _check_cmb_clin, "classification": _check_classification}[layout]
     return checker(root, task)
 
 
@@ -212,3 +222,98 @@ def _check_text_glob(root: Path, task: str) -> TaskCheck:
         result.problems.extend(problems)
     result.found.append(f"{len(paths)} text files, {total:,} characters")
     return result
+
+
+def _check_cmb_exam(root: Path, task: str) -> TaskCheck:
+    """CMB-Exam's test and val files, every row checked by the loader's own rule."""
+    from evalkit.tasks._cmb_data import check_local_files
+    from evalkit.tasks._registry import load_task
+
+    spec: Any = load_task(task)
+    source = spec.data
+    result = TaskCheck(task)
+    result.found, result.missing, result.problems = check_local_files(source, root)
+    result.present = bool(result.found) or bool(result.problems)
+    answers = source.local.get("test_answers")
+    if result.present and answers and not (root / answers).is_file():
+        result.missing.append(str(root / answers))  # needed only when the test questions carry no answers
+    return result
+
+
+def _rows(path: Path, result: TaskCheck, encoding: str = "auto") -> tuple[list[dict[str, Any]], list[int]] | None:
+    """The rows of a CSV/JSON/JSON Lines data file as the task loaders read them; None (and a problem) if unreadable."""
+    from evalkit.errors import DataError
+    from evalkit.tasks._data import read_file_rows
+
+    if not path.is_file():
+        result.missing.append(str(path))
+        return None
+    result.present = True
+    try:
+        return read_file_rows(path, encoding)
+    except DataError as exc:
+        result.problems.append(str(exc))
+        return None
+
+
+def _check_cmb_clin(root: Path, task: str) -> TaskCheck:
+    """CMB-Clin's case file: every case checked by the loader's own rule (description, questions, references)."""
+    from evalkit.tasks._cmb_clin import _check_case
+    from evalkit.tasks._registry import load_task
+
+    spec: Any = load_task(task)
+    result = TaskCheck(task)
+    path = root / spec.data.local
+    read = _rows(path, result)
+    if read is None:
+        return result
+    rows, lines = read
+    bad = [f"{path}:{lines[i]}: {checked}" for i, row in enumerate(rows)
+           if isinstance(checked := _check_case(row, i, ""), str)]
+    result.problems.extend(bad[:MAX_PER_FILE])
+    if len(bad) > MAX_PER_FILE:
+        result.problems.append(f"{path}: ... and {len(bad) - MAX_PER_FILE} more bad case(s); fix them or "
+                               "download the file again")
+    questions = sum(len(r.get("QA_pairs") or []) for r in rows if isinstance(r.get("QA_pairs"), list))
+    result.found.append(f"{path.name}: {len(rows)} cases, {questions} questions")
+    return result
+
+
+def _check_classification(root: Path, task: str) -> TaskCheck:
+    """A classification task's eval split: its text and label columns, and every label one the task declares."""
+    from evalkit.tasks._registry import load_task
+
+    spec: Any = load_task(task)
+    result = TaskCheck(task)
+    path = root / spec.data.local.format(subject=spec.name, split=spec.eval_split)
+    read = _rows(path, result, spec.data.encoding)
+    if read is None:
+        return result
+    rows, lines = read
+    wanted = [*spec.text_fields, spec.label_column]
+    absent = [c for c in wanted if all(row.get(c) is None for row in rows)]
+    if absent:
+        result.problems.append(f"{path}: no row has the field(s) {', '.join(repr(c) for c in absent)} (the first "
+                               f"has {', '.join(repr(str(k)) for k in rows[0])}); {task} reads {', '.join(wanted)} "
+                               f"({spec.source_file or 'the task YAML'})")
+        return result
+    bad = []
+    for row, line in zip(rows, lines):
+        lacking = [c for c in wanted if row.get(c) is None]
+        label = "" if lacking else _label(spec, row[spec.label_column])
+        if lacking:
+            bad.append(f"{path}:{line}: missing field(s) {', '.join(lacking)}")
+        elif label not in spec.labels:
+            bad.append(f"{path}:{line}: label {label!r} is not one of {', '.join(spec.labels)}")
+    result.problems.extend(bad[:MAX_PER_FILE])
+    if len(bad) > MAX_PER_FILE:
+        result.problems.append(f"{path}: ... and {len(bad) - MAX_PER_FILE} more bad row(s)")
+    result.found.append(f"{spec.eval_split}: {len(rows) - len(bad):,} rows, {len(spec.labels)} labels")
+    return result
+
+
+def _label(spec: Any, value: Any) -> str:
+    """A row's label as the classification loader reads it: an integer i from the hub is label_names[i]."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(spec.label_names):
+        return str(spec.label_names[value])
+    return str(value).strip()

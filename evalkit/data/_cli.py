@@ -41,6 +41,8 @@ def pull_command(
 def check_command(
     folder: Annotated[Path, typer.Argument(help="Data folder (the --data-dir layout)")],
     tasks: Annotated[list[str] | None, typer.Argument(help="Tasks to check (default: every built-in task)")] = None,
+    task_list: Annotated[str | None, typer.Option(
+        "--tasks", help="Tasks to check, comma-separated (as `evalkit run --tasks`); added to those named above")] = None,
 ) -> None:
     """List per task what DIR holds and what is missing or malformed; exit 2 when something is wrong."""
     from evalkit._table import print_table
@@ -49,7 +51,8 @@ def check_command(
 
     if not folder.is_dir():
         raise DataError(f"evalkit data check: {folder} is not a folder; pass the folder you give --data-dir")
-    results = check_data_dir(folder, [name for name, _ in _selections(tasks or [])])
+    named = [*(tasks or []), *([task_list] if task_list else [])]
+    results = check_data_dir(folder, [name for name, _ in _selections(named)])
     print_table(("task", "status", "found"), [(r.task, r.status, "; ".join(r.found) or "-") for r in results])
     for result in results:
         if result.missing and result.present:
@@ -65,12 +68,13 @@ def check_command(
 
 @data_app.command("list")
 def list_command() -> None:
-    """Each task's data sources (local layout, hub id, demo set) and licence."""
+    """Each task's data sources (local layout, hub id, demo set), licence and homepage."""
     from evalkit._table import print_table
     from evalkit.data._catalog import DATASETS
 
-    rows = [(d.task, d.local, d.hub or "-", f"tasks/{d.demo}" if d.demo else "-", d.licence) for d in DATASETS]
-    print_table(("task", "local layout (under --data-dir)", "hub id", "demo set", "licence"), rows)
+    rows = [(d.task, d.local, d.hub or "-", f"tasks/{d.demo}" if d.demo else "-", d.licence, d.homepage or "-")
+            for d in DATASETS]
+    print_table(("task", "local layout (under --data-dir)", "hub id", "demo set", "licence", "homepage"), rows)
     typer.echo("\nThe demo sets are small samples written for evalkit (not the benchmarks); scores on them mean "
                "nothing. Licences as stated by the dataset authors; CC BY-NC-SA data is for non-commercial use.")
 

@@ -21,7 +21,8 @@ from evalkit.errors import ConfigError, DataError, MissingDependency
 
 __all__ = ["PULLABLE", "pull"]
 
-PULLABLE = ("ceval", "cmmlu", "mt_bench", "longbench", "longbench_e", "longbench_v2", "wikitext")
+PULLABLE = ("ceval", "cmmlu", "mt_bench", "longbench", "longbench_e", "longbench_v2", "wikitext", "fineval", "cmb",
+            "cmb_clin", "clue_tnews", "clue_afqmc")
 Loader = Callable[[str, str | None, str], list[dict[str, Any]]]
 
 
@@ -36,7 +37,7 @@ def pull(selections: Sequence[tuple[str, Sequence[str]]], to: Path, *, source: P
     """
     for task, _ in selections:
         if task not in PULLABLE:
-            raise ConfigError(f"evalkit data pull: '{task}' cannot be pulled; pullable: {', '.join(PULLABLE)}")
+            raise ConfigError(_not_pullable(task))
     if importlib.util.find_spec("datasets") is None:
         raise MissingDependency("evalkit data pull", "data", "datasets")
     source = source or (Path(os.environ["EVALKIT_DATA_SOURCE"]) if os.environ.get("EVALKIT_DATA_SOURCE") else None)
@@ -52,11 +53,22 @@ def pull(selections: Sequence[tuple[str, Sequence[str]]], to: Path, *, source: P
     for task, subsets in selections:
         writer = {"ceval": _pull_mc, "cmmlu": _pull_mc, "mt_bench": _pull_mt_bench, "longbench": _pull_longbench,
                   "longbench_e": _pull_longbench, "longbench_v2": _pull_longbench_v2,
-                  "wikitext": _pull_wikitext}[task]
+                  "wikitext": _pull_wikitext, "fineval": _pull_mc, "cmb": _pull_cmb_exam, "cmb_clin": _pull_cmb_clin,
+                  "clue_tnews": _pull_classification, "clue_afqmc": _pull_classification}[task]
         count, summary = writer(task, list(subsets), to, load)
         written += count
         echo(f"{task}: {summary}")
     return written
+
+
+def _not_pullable(task: str) -> str:
+    """Why `task` cannot be pulled, and where its data comes from instead (one line)."""
+    info = dataset_info(task)
+    if info is None:
+        return f"evalkit data pull: '{task}' cannot be pulled; pullable: {', '.join(PULLABLE)}"
+    where = "; ".join(p for p in (info.note, info.homepage) if p) or "see `evalkit data list`"
+    return (f"evalkit data pull: '{task}' has no dataset on the HF hub to pull; put {info.local} under your "
+            f"--data-dir ({where})")
 
 
 def _loader(source: Path | None) -> Loader:
@@ -167,3 +179,46 @@ def _pull_wikitext(task: str, subsets: list[str], to: Path, load: Loader) -> tup
 
 def _missing(task: str) -> Any:
     raise ConfigError(f"evalkit data pull: no catalog entry for '{task}'")
+
+
+def _pull_cmb_exam(task: str, subsets: list[str], to: Path, load: Loader) -> tuple[int, str]:
+    """CMB-Exam's test and val splits, each one JSON list, where the official zip unpacked under cmb/ has them."""
+    from evalkit.tasks._registry import load_task
+
+    spec: Any = load_task(task)
+    hub = spec.data.hub
+    counts, unanswered = [], 0
+    for split in ("test", "val"):
+        rows = load(hub.path, hub.name, hub.split_names.get(split, split))
+        _write(to / spec.data.local[split], json.dumps(rows, ensure_ascii=False, default=str))
+        counts.append(f"{split} {len(rows):,}")
+        unanswered += sum(1 for r in rows if not r.get("answer"))
+    note = f" ({unanswered:,} without an answer: `evalkit data check` names them)" if unanswered else ""
+    return 2, f"{', '.join(counts)} questions from {hub.path} ({hub.name}) -> {to / 'cmb'}{note}"
+
+
+def _pull_cmb_clin(task: str, subsets: list[str], to: Path, load: Loader) -> tuple[int, str]:
+    from evalkit.tasks._registry import load_task
+
+    spec: Any = load_task(task)
+    hub = spec.data.hub
+    cases = load(hub.path, hub.name, hub.split_names.get("test", "test"))
+    _write(to / spec.data.local, json.dumps(cases, ensure_ascii=False, default=str))
+    return 1, f"{len(cases)} cases from {hub.path} ({hub.name}) -> {to / spec.data.local}"
+
+
+def _pull_classification(task: str, subsets: list[str], to: Path, load: Loader) -> tuple[int, str]:
+    """The eval split as JSON Lines (CLUE's release format): the hub's integer labels written as label names."""
+    from evalkit.tasks._registry import load_task
+
+    spec: Any = load_task(task)
+    hub, split = spec.data.hub, spec.eval_split
+    rows = load(hub.path, hub.name.format(subject=spec.name) if hub.name else None, hub.split_names.get(split, split))
+    names = spec.label_names
+    for row in rows:
+        label = row.get(spec.label_column)
+        if isinstance(label, int) and not isinstance(label, bool):
+            row[spec.label_column] = names[label] if 0 <= label < len(names) else str(label)
+    path = to / spec.data.local.format(subject=spec.name, split=split)
+    _write(path, _jsonl(rows))
+    return 1, f"{len(rows):,} rows from {hub.path} ({hub.name}, {split}) -> {path}"

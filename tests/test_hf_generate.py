@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from evalkit.backends import load_backend
-from evalkit.backends._hf_cache import cache_argument
-from evalkit.backends._hf_generate import GenRow, held_back, plan_groups
+from evalkit.backends._hf_cache import cache_argument, empty_cache, expand_cache
+from evalkit.backends._hf_generate import GenRow, _padded, held_back, padding_parts, plan_groups
 from evalkit.types import Completion, GenConfig, Message
 
 _PROMPTS = ["Once upon a time", "The capital of France is", "1, 2, 3, 4,", "A long time ago in a galaxy far away",
@@ -45,6 +45,7 @@ def test_greedy_batches_equal_sequential_generate_token_for_token(backend: Any) 
     assert {c.finish_reasons for c in batched} == {("length",)}
     assert [c.usage.completion_tokens for c in batched] == [c.max_tokens for c in configs]
     assert backend.generator.stats.prefix_groups >= 1  # the few-shot prompts shared their prefix
+    assert backend.generator.stats.prefill_parts >= 2  # "Hello" and the long prompts were prefilled apart
 
 
 @slow
@@ -169,3 +170,29 @@ def test_cache_argument_follows_the_forward_signature() -> None:
 
     assert cache_argument(New()) == "cache"
     assert cache_argument(Old()) == "past_key_values"
+
+
+@slow
+@pytest.mark.parametrize("prefix", [0, 4])
+def test_prefill_parts_joined_give_the_padded_batch_logits(backend: Any, prefix: int) -> None:
+    import torch
+
+    gen = backend.generator
+    rows = [backend.encode(_FEW_SHOT + p) for p in sorted(_PROMPTS, key=len, reverse=True)]
+    suffixes = [r[prefix:] for r in rows]
+    assert len(padding_parts([len(s) for s in suffixes], 0.05)) > 1  # the rows really are run in parts
+    with torch.inference_mode():
+        head = None
+        if prefix:
+            head = empty_cache(backend.model.config)
+            gen.base(input_ids=torch.tensor([rows[0][:prefix]]), use_cache=True, **{gen.cache_arg: head})
+        ids, mask, pos = _padded(suffixes, prefix, gen.pad_id)
+        padded_cache = expand_cache(head, len(rows)) if head is not None else empty_cache(backend.model.config)
+        padded = gen._forward(ids, mask, pos, padded_cache)
+        joined, joined_cache = gen._prefill(suffixes, prefix, head)
+        assert torch.allclose(joined, padded, atol=1e-5)
+        step = padded.argmax(-1)[:, None]
+        mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+        after = pos[:, -1:] + 1
+        assert torch.allclose(gen._forward(step, mask, after, joined_cache),
+                              gen._forward(step, mask, after, padded_cache), atol=1e-5)

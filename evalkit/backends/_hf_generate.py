@@ -7,7 +7,9 @@
   prefix is the longest common prefix of the rows' own token ids, so no BPE merge crosses the boundary.
 * Within a group, rows are sorted by length and cut into batches under a token budget (rows x (prompt + new
   tokens)). Suffixes are left-padded; the attention mask hides the pads and explicit `position_ids` give every
-  row the positions it would have alone, so a row's tokens do not depend on its batch mates.
+  row the positions it would have alone, so a row's tokens do not depend on its batch mates. A batch's prompts
+  are run in parts of near-equal length (padding under 5 % of their tokens) whose KV caches are then joined,
+  zero-padded, into the batch's cache: decoding runs batched without the prompt pass computing padded positions.
 * Every row stops on its own: an EOS token, one of its stop strings (found in the decoded text), or its own
   `max_new_tokens`. Finished rows leave the batch (their KV rows are dropped) so long answers do not drag
   short ones along.
@@ -18,6 +20,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +68,7 @@ class GenStats:
     forward_calls: int = 0
     batches: int = 0
     prefix_groups: int = 0
+    prefill_parts: int = 0  # unpadded prefill parts joined into a batch's cache
 
     def as_dict(self) -> dict[str, int]:
         return {f"gen_{k}": v for k, v in self.__dict__.items()}
@@ -139,6 +143,79 @@ def plan_groups(rows: Sequence[GenRow], *, min_prefix: int, enabled: bool) -> li
     if loose:
         groups.append((0, loose))
     return groups
+
+
+_PAD_TOLERANCE = 0.05  # padded positions a prefill part may hold, as a fraction of its real tokens
+
+
+def padding_parts(lengths: Sequence[int], tolerance: float) -> list[tuple[int, int]]:
+    """Cut rows sorted longest first into runs [start, end) whose padding is at most `tolerance` of their tokens.
+
+    Examples:
+        >>> padding_parts([100, 98, 60, 59, 10], 0.05)
+        [(0, 2), (2, 4), (4, 5)]
+        >>> padding_parts([5, 5, 5], 0.0)
+        [(0, 3)]
+    """
+    parts: list[tuple[int, int]] = []
+    start = 0
+    while start < len(lengths):
+        end, total = start + 1, lengths[start]
+        while end < len(lengths) and (end + 1 - start) * lengths[start] - (total + lengths[end]) \
+                <= tolerance * (total + lengths[end]):
+            total += lengths[end]
+            end += 1
+        parts.append((start, end))
+        start = end
+    return parts
+
+
+def _padded(suffixes: Sequence[Sequence[int]], p: int, pad_id: int) -> tuple[Any, Any, Any]:
+    """Left-padded ids, the attention mask over prefix + suffix, and every row's own positions."""
+    import torch
+
+    width = max(len(s) for s in suffixes)
+    n = len(suffixes)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, p + width), dtype=torch.long)
+    mask[:, :p] = 1
+    pos = torch.full((n, width), p, dtype=torch.long)
+    for i, suffix in enumerate(suffixes):
+        pad = width - len(suffix)
+        ids[i, pad:] = torch.tensor(suffix, dtype=torch.long)
+        mask[i, p + pad:] = 1
+        pos[i, pad:] = torch.arange(p, p + len(suffix))
+    return ids, mask, pos
+
+
+def _plain_layers(cache: Any) -> bool:
+    """True when every layer of `cache` is a plain full-attention dynamic layer (or the cache is still lazy)."""
+    layers = getattr(cache, "layers", None)
+    return layers is not None and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
+
+
+def join_caches(caches: Sequence[Any], p: int) -> Any:
+    """One cache of the rows of `caches` (batches run apart after a shared `p`-token prefix), each part's
+    suffix left-padded with zeros to the widest part's: the layout of one left-padded batch."""
+    import torch
+
+    width = max(c.layers[0].keys.shape[-2] for c in caches)
+    joined = copy.copy(caches[0])
+    joined.layers = []
+    for layers in zip(*(c.layers for c in caches)):
+        layer = copy.copy(layers[0])
+        for name in ("keys", "values"):
+            rows = []
+            for part in layers:
+                tensor = getattr(part, name)
+                gap = width - tensor.shape[-2]
+                if gap:
+                    zeros = tensor.new_zeros((*tensor.shape[:-2], gap, tensor.shape[-1]))
+                    tensor = torch.cat([tensor[..., :p, :], zeros, tensor[..., p:, :]], dim=-2)
+                rows.append(tensor)
+            setattr(layer, name, torch.cat(rows, dim=0))
+        joined.layers.append(layer)
+    return joined
 
 
 @dataclass
@@ -239,22 +316,15 @@ class Generator:
         device = self._device
         suffixes = [row.request.tokens[p:] for row in batch]
         width = max(len(s) for s in suffixes)
-        n = len(batch)
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, p + width), dtype=torch.long)
+        mask = torch.zeros((len(batch), p + width), dtype=torch.long)
         mask[:, :p] = 1
-        pos = torch.full((n, width), p, dtype=torch.long)
         for i, suffix in enumerate(suffixes):
-            pad = width - len(suffix)
-            ids[i, pad:] = torch.tensor(suffix, dtype=torch.long)
-            mask[i, p + pad:] = 1
-            pos[i, pad:] = torch.arange(p, p + len(suffix))
-        cache = expand_cache(prefix_cache, n) if prefix_cache is not None else empty_cache(self.model.config)
-        mask, pos = mask.to(device), pos.to(device)
-        logits = self._forward(ids.to(device), mask, pos, cache)
+            mask[i, p + width - len(suffix):] = 1
+        mask = mask.to(device)
+        logits, cache = self._prefill(suffixes, p, prefix_cache)
         self.stats.prompt_tokens_run += sum(len(s) for s in suffixes)
         active = list(batch)
-        next_pos = pos[:, -1:] + 1
+        next_pos = torch.tensor([[p + len(s)] for s in suffixes], dtype=torch.long, device=device)
         while True:
             chosen = self._choose(logits, active)
             keep = [k for k, row in enumerate(active) if not self._advance(row, chosen[k], on_text)]
@@ -270,6 +340,33 @@ class Generator:
             logits = self._forward(step, mask, next_pos, cache)
             next_pos = next_pos + 1
         return [GenOutput(tuple(row.tokens), row.text, row.finish) for row in batch]
+
+    def _prefill(self, suffixes: Sequence[Sequence[int]], p: int, prefix_cache: Any) -> tuple[Any, Any]:
+        """Run the prompts' suffixes after the `p` prefix tokens: each row's last logits and the batch's KV cache.
+
+        Rows (longest first) are run in parts whose padding stays under `_PAD_TOLERANCE` of their tokens; the
+        parts' caches are then joined, left-padded with zeros, into the one cache the decoding steps extend. The
+        pads are masked, so a row's values are those of a padded batch, without computing a padded batch's
+        positions. Models whose cache layers are not plain (sliding-window layers) take one padded forward.
+        """
+        import torch
+
+        parts = padding_parts([len(s) for s in suffixes], _PAD_TOLERANCE)
+        if len(parts) > 1 and not _plain_layers(prefix_cache if prefix_cache is not None
+                                                else empty_cache(self.model.config)):
+            parts = [(0, len(suffixes))]
+        logits, caches = [], []
+        for start, end in parts:
+            ids, mask, pos = _padded(suffixes[start:end], p, self.pad_id)
+            cache = expand_cache(prefix_cache, end - start) if prefix_cache is not None \
+                else empty_cache(self.model.config)
+            device = self._device
+            logits.append(self._forward(ids.to(device), mask.to(device), pos.to(device), cache))
+            caches.append(cache)
+        if len(caches) == 1:
+            return logits[0], caches[0]
+        self.stats.prefill_parts += len(caches)
+        return torch.cat(logits), join_caches(caches, p)
 
     def _forward(self, ids: Any, mask: Any, pos: Any, cache: Any) -> Any:
         """One forward over the cache; float32 logits of each row's last position."""

@@ -50,7 +50,7 @@ from evalkit.metrics._sampling import score_sampling_metrics
 from evalkit.records import JudgedSample, register_sample_type
 from evalkit.tasks._data import HubSource, check_data_dir, load_hub, read_file_rows, tasks_root
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
-from evalkit.tasks._repeats import generate_repeats, sampling_temperature
+from evalkit.tasks._repeats import generate_repeats, repeat_count, repeats_info
 from evalkit.tasks._spec import TaskSpecBase
 from evalkit.tasks._task_judge import JudgeInput, start_judging
 from evalkit.tasks._thinking import split_thinking
@@ -244,7 +244,7 @@ def _max_tokens(spec: CmbClinSpec, ctx: RunContext) -> int:
 def run(spec: CmbClinSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -> TaskOutcome:
     """Generate every question's answer (gold history; K answers with --repeats K) and score it by ROUGE-L and BLEU."""
     max_tokens = _max_tokens(spec, ctx)
-    repeats = ctx.repeats or 1
+    repeats = repeat_count(ctx)
     cases, origin, location, skipped = load_cases(spec, ctx)
     if ctx.limit is not None:
         cases = cases[:ctx.limit]
@@ -267,8 +267,7 @@ def run(spec: CmbClinSpec, backend: Backend, ctx: RunContext, sink: SampleSink) 
     ctx.advance(len(samples) * repeats)
     outcome = _outcome(spec, samples, origin, location, skipped)
     if repeats > 1:
-        info = {**outcome.info, "repeats": repeats, "seeds": [ctx.seed + k for k in range(repeats)],
-                "temperature": sampling_temperature(config.temperature, repeats)}
+        info = {**outcome.info, **repeats_info(ctx, config.temperature)}
         outcome = replace(outcome, info={**info, "judged_samples": 1} if judging is not None else info)
     if judging is None:
         return outcome
@@ -311,8 +310,8 @@ def _rouge_sampling(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     """`rouge_l_<metric>@K` over the records' samples (nothing when the run drew one answer each)."""
     if not rows or not all(r.get("samples") for r in rows):
         return {}
-    metrics = score_sampling_metrics([[s["rouge_l"] for s in r["samples"]] for r in rows])
-    return {f"rouge_l_{name}": value for name, value in metrics.items() if not math.isnan(value)}
+    metrics = score_sampling_metrics([[s["rouge_l"] for s in r["samples"]] for r in rows], prefix="rouge_l")
+    return {name: value for name, value in metrics.items() if not math.isnan(value)}
 
 
 def _outcome(spec: CmbClinSpec, samples: list[dict[str, Any]], origin: str, location: str,

@@ -13,11 +13,9 @@ from pydantic import Field, field_validator, model_validator
 from evalkit.errors import ConfigError
 from evalkit.metrics import _longbench as lb
 from evalkit.tasks._kind import RunContext
-from evalkit.tasks._repeats import sampling_temperature
 from evalkit.tasks._spec import TaskSpecBase
 
-__all__ = ["LongContextSpec", "chunk_size", "chunks", "flag", "new_token_cap", "repeat_count", "repeats_info",
-           "source"]
+__all__ = ["LongContextSpec", "chunk_size", "chunks", "flag", "new_token_cap", "source"]
 
 _TRUE = ("1", "true", "yes", "on")
 _SOURCES = ("auto", "local", "hub", "demo")
@@ -104,28 +102,3 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def repeat_count(ctx: RunContext) -> int:
-    """`--repeats K`: answers sampled per record (1 when the flag is absent).
-
-    Examples:
-        >>> repeat_count(RunContext()), repeat_count(RunContext(repeats=3))
-        (1, 3)
-    """
-    count = 1 if ctx.repeats is None else ctx.repeats
-    if count < 1:
-        raise ConfigError(f"--repeats {count}: samples per record must be at least 1; use --repeats 1 or more")
-    return count
-
-
-def repeats_info(ctx: RunContext, temperature: float) -> dict[str, Any]:
-    """results.json `info` facts of a K > 1 run: K, the seed of each sample and the temperature they used.
-
-    Examples:
-        >>> repeats_info(RunContext(seed=5, repeats=2), 0.0)
-        {'repeats': 2, 'seeds': [5, 6], 'temperature': 0.7}
-    """
-    count = repeat_count(ctx)
-    return {"repeats": count, "seeds": [ctx.seed + k for k in range(count)],
-            "temperature": sampling_temperature(temperature, count)}

@@ -36,8 +36,6 @@ from evalkit.tasks._longbench_common import (
     chunks,
     flag,
     new_token_cap,
-    repeat_count,
-    repeats_info,
     source,
 )
 from evalkit.tasks._longbench_data import load_config, load_v2_records, load_v2_templates
@@ -48,7 +46,7 @@ from evalkit.tasks._longbench_prompt import (
     shorten_for_sample,
     truncate_prompt,
 )
-from evalkit.tasks._repeats import repeat_configs
+from evalkit.tasks._repeats import repeat_configs, repeat_count, repeats_info
 from evalkit.types import GenConfig, Message
 
 __all__ = ["run_v2", "v2_accuracy", "v2_sampling"]

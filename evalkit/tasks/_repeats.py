@@ -22,9 +22,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from evalkit.errors import ConfigError
+from evalkit.tasks._kind import RunContext
 from evalkit.types import Completion, GenConfig, Message
 
-__all__ = ["SAMPLING_TEMPERATURE", "generate_repeats", "repeat_configs", "sampling_temperature"]
+__all__ = ["SAMPLING_TEMPERATURE", "generate_repeats", "repeat_configs", "repeat_count", "repeats_info",
+           "sampling_temperature"]
 
 SAMPLING_TEMPERATURE = 0.7  # used when --repeats K > 1 meets a greedy configuration
 
@@ -47,3 +50,28 @@ def generate_repeats(backend: Any, conversations: Sequence[tuple[Message, ...]],
     """Generate K answers for every conversation: result[k][i] is sample k of conversation i."""
     return [list(backend.generate(list(conversations), c)) if conversations else []
             for c in repeat_configs(config, repeats=repeats, seed=seed)]
+
+
+def repeat_count(ctx: RunContext) -> int:
+    """`--repeats K`: answers sampled per record (1 when the flag is absent).
+
+    Examples:
+        >>> repeat_count(RunContext()), repeat_count(RunContext(repeats=3))
+        (1, 3)
+    """
+    count = 1 if ctx.repeats is None else ctx.repeats
+    if count < 1:
+        raise ConfigError(f"--repeats {count}: samples per record must be at least 1; use --repeats 1 or more")
+    return count
+
+
+def repeats_info(ctx: RunContext, temperature: float) -> dict[str, Any]:
+    """results.json `info` facts of a K > 1 run: K, the seed of each sample and the temperature they used.
+
+    Examples:
+        >>> repeats_info(RunContext(seed=5, repeats=2), 0.0)
+        {'repeats': 2, 'seeds': [5, 6], 'temperature': 0.7}
+    """
+    count = repeat_count(ctx)
+    return {"repeats": count, "seeds": [ctx.seed + k for k in range(count)],
+            "temperature": sampling_temperature(temperature, count)}

@@ -29,7 +29,7 @@ from evalkit.metrics._sampling import score_sampling_metrics
 from evalkit.tasks._data import DataSource, Rows, check_data_dir, missing_data_message, read_rows
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
 from evalkit.tasks._prompt import render, template_variables
-from evalkit.tasks._repeats import generate_repeats, sampling_temperature
+from evalkit.tasks._repeats import generate_repeats, repeat_count, repeats_info
 from evalkit.tasks._spec import TaskSpecBase
 from evalkit.types import GenConfig, LoglikelihoodRequest, Message
 
@@ -132,7 +132,7 @@ def _mode(spec: ClassificationSpec, ctx: RunContext) -> tuple[str | None, int]:
         max_tokens = int(ctx.task_args.get("max_tokens", "32"))
     except ValueError:
         raise ConfigError(f"--task-args max_tokens={ctx.task_args['max_tokens']}: not a whole number") from None
-    repeats = ctx.repeats or 1
+    repeats = repeat_count(ctx)
     if repeats > 1 and mode != "generate":
         raise ConfigError(f"--repeats {repeats}: {spec.name} scores labels by loglikelihood"
                           f"{' (its default mode)' if mode is None else ''}, which is deterministic; add "
@@ -255,8 +255,9 @@ def _metrics(spec: ClassificationSpec, samples: list[dict[str, Any]]) -> dict[st
         metrics["mcc"] = matthews_corrcoef(gold, pred)
     if all(s.get("samples") for s in samples):
         sampled = score_sampling_metrics([[float(d["correct"]) for d in s["samples"]] for s in samples],
-                                         [[d["predicted_label"] for d in s["samples"]] for s in samples])
-        metrics.update({f"acc_{name}": value for name, value in sampled.items()})
+                                         [[d["predicted_label"] for d in s["samples"]] for s in samples],
+                                         prefix="acc")
+        metrics.update(sampled)
     return {k: v for k, v in metrics.items() if not (isinstance(v, float) and math.isnan(v))}
 
 
@@ -284,10 +285,9 @@ def run(spec: ClassificationSpec, backend: Backend, ctx: RunContext, sink: Sampl
     ctx.advance(len(samples))
     info: dict[str, Any] = {"data_origin": rows.origin, "mode": mode_ran, "skipped_rows": skipped,
                             "labels": dict(spec.labels)}
-    repeats = ctx.repeats or 1
+    repeats = repeat_count(ctx)
     if repeats > 1:
-        info.update(repeats=repeats, seeds=[ctx.seed + k for k in range(repeats)],
-                    temperature=sampling_temperature(GenConfig().temperature, repeats))
+        info.update(repeats_info(ctx, GenConfig().temperature))
     metrics = _metrics(spec, samples)
     if mode_ran == "generate":
         info["unextractable"] = sum(1 for s in samples if not s["extracted"])

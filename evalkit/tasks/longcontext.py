@@ -52,13 +52,11 @@ from evalkit.tasks._longbench_common import (
     chunks,
     flag,
     new_token_cap,
-    repeat_count,
-    repeats_info,
     source,
 )
 from evalkit.tasks._longbench_data import LongBenchConfig, Records, load_config, load_records
 from evalkit.tasks._longbench_prompt import budget_for, fill_v1, shorten_for_sample, truncate_prompt
-from evalkit.tasks._repeats import repeat_configs
+from evalkit.tasks._repeats import repeat_configs, repeat_count, repeats_info
 from evalkit.tasks._task_judge import JudgeInput, TaskJudging, start_judging
 from evalkit.tasks._thinking import split_thinking
 from evalkit.types import Completion, GenConfig, Message

@@ -42,7 +42,7 @@ from evalkit.metrics._sampling import score_sampling_metrics
 from evalkit.records import JudgedSample, register_sample_type
 from evalkit.tasks._data import read_file_rows
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
-from evalkit.tasks._repeats import generate_repeats, sampling_temperature
+from evalkit.tasks._repeats import generate_repeats, repeat_count, repeats_info
 from evalkit.tasks._spec import TaskSpecBase
 from evalkit.tasks._task_judge import JudgeInput, start_judging
 from evalkit.tasks._thinking import split_thinking
@@ -155,8 +155,8 @@ def _exact_match_sampling(referenced: Sequence[dict[str, Any]]) -> dict[str, flo
         return {}
     metrics = score_sampling_metrics([[s["exact_match"] for s in r["samples"]] for r in referenced],
                                      [[normalize_zh(s["prediction"]) or None for s in r["samples"]]
-                                      for r in referenced])
-    return {f"exact_match_{name}": value for name, value in metrics.items()}
+                                      for r in referenced], prefix="exact_match")
+    return metrics
 
 
 def _outcome(spec: OpenQaSpec, samples: list[dict[str, Any]], location: str, skipped: list[str]) -> TaskOutcome:
@@ -188,7 +188,7 @@ def run(spec: OpenQaSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -
     """Answer every row (greedily, or K samples with --repeats K), score against the reference where present,
     and judge sample 0 when asked."""
     max_tokens = _max_tokens(spec, ctx)
-    repeats = ctx.repeats or 1
+    repeats = repeat_count(ctx)
     rows, location, skipped = load_rows(spec, ctx)
     if ctx.limit is not None:
         rows = rows[:ctx.limit]
@@ -207,8 +207,7 @@ def run(spec: OpenQaSpec, backend: Backend, ctx: RunContext, sink: SampleSink) -
     sink.write(samples)
     outcome = _outcome(spec, samples, location, skipped)
     if repeats > 1:
-        info = {**outcome.info, "repeats": repeats, "seeds": [ctx.seed + k for k in range(repeats)],
-                "temperature": sampling_temperature(config.temperature, repeats)}
+        info = {**outcome.info, **repeats_info(ctx, config.temperature)}
         outcome = replace(outcome, info={**info, "judged_samples": 1} if judging is not None else info)
     if judging is None:
         return outcome

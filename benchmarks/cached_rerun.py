@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -20,10 +21,10 @@ import time
 from pathlib import Path
 
 
-def _run(folder: Path, args: list[str]) -> tuple[float, float, dict[str, object]]:
+def _run(folder: Path, args: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, object]]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "evalkit.cli", "run", *args], cwd=folder, check=True,
+    subprocess.run([sys.executable, "-m", "evalkit.cli", "run", *args], cwd=folder, check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -37,12 +38,17 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--tasks", default="ceval,cmmlu,wikitext")
     parser.add_argument("--limit", default="20")
+    parser.add_argument("--data-dir", help="real data instead of the demo sets the quick start reads")
     ns = parser.parse_args()
     args = ["--model", ns.model, "--tasks", ns.tasks, "--limit", ns.limit]
+    # the quick start on a fresh machine: no EVALKIT_DATA_DIR, so the shipped demo sets (unless --data-dir)
+    env = {k: v for k, v in os.environ.items() if k != "EVALKIT_DATA_DIR"}
+    if ns.data_dir:
+        args += ["--data-dir", ns.data_dir]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        first_wall, first_cpu, first = _run(folder, args)
-        wall, cpu, rerun = _run(folder, args)
+        first_wall, first_cpu, first = _run(folder, args, env)
+        wall, cpu, rerun = _run(folder, args, env)
     cache = rerun.get("cache_stats") or {}
     loaded = rerun.get("backend_stats") is not None
     print(f"first run:  {first_wall:6.2f} s wall, {first_cpu:6.2f} s CPU, {(first.get('cache_stats') or {}).get('misses')} "

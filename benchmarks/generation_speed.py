@@ -92,13 +92,15 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 600
     raise RuntimeError("evalkit serve did not become ready")
 
 
-def serve_perf(levels: list[int], requests: int, max_tokens: int, limit: int, threads: int) -> None:
+def serve_perf(levels: list[int], requests: int, max_tokens: int, limit: int, threads: int,
+               window_ms: float | None = None) -> None:
     from evalkit.perf import PerfSettings, run_sweep
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/v1"
     server = subprocess.Popen([sys.executable, "-m", "evalkit", "serve", "--model", "smollm2", "--port", str(port),
-                               "--log-level", "warning", "--model-args", f"threads={threads}"], cwd=ROOT)
+                               "--log-level", "warning", "--model-args", f"threads={threads}",
+                               *(["--batch-window-ms", str(window_ms)] if window_ms is not None else [])], cwd=ROOT)
     try:
         _wait_ready(url, server)
         prompts = tuple(q[0] for q in _questions(max(limit, requests)))[:requests]
@@ -132,6 +134,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=16, help="requests per concurrency level")
     parser.add_argument("--concurrency", default="1,2,4,8")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in every arm")
+    parser.add_argument("--batch-window-ms", type=float, help="evalkit serve's --batch-window-ms (default: its own)")
     parser.add_argument("--skip-mtbench", action="store_true")
     parser.add_argument("--skip-serve", action="store_true")
     args = parser.parse_args()
@@ -140,7 +143,7 @@ def main() -> None:
         mt_bench(args.limit, args.max_tokens, args.threads)
     if not args.skip_serve:
         serve_perf([int(x) for x in args.concurrency.split(",")], args.requests, args.max_tokens, args.limit,
-                   args.threads)
+                   args.threads, args.batch_window_ms)
 
 
 if __name__ == "__main__":

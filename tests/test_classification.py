@@ -8,9 +8,9 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _sinks import ListSink as _Sink
 
 from evalkit.backends._fake import FakeBackend
 from evalkit.errors import TaskSpecError
@@ -45,13 +45,6 @@ prompt: "句子：{{ sentence }}\\n类别："
 metrics: [acc, macro_f1, mcc]
 """
 
-
-class _Sink:
-    def __init__(self) -> None:
-        self.samples: list[dict[str, Any]] = []
-
-    def write(self, samples: Sequence[dict[str, Any]]) -> None:
-        self.samples.extend(samples)
 
 
 class _ScriptedLL(FakeBackend):

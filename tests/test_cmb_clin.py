@@ -6,9 +6,9 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _sinks import ListSink as Sink
 
 from evalkit.backends._fake import FakeBackend
 from evalkit.tasks._cmb_clin import (
@@ -25,13 +25,6 @@ from evalkit.tasks._registry import load_task
 
 DEMO = Path(__file__).resolve().parents[1] / "tasks" / "demo" / "cmb" / "CMB-Clin-demo.json"
 
-
-class Sink:
-    def __init__(self) -> None:
-        self.samples: list[dict[str, Any]] = []
-
-    def write(self, samples: Any) -> None:
-        self.samples.extend(samples)
 
 
 def _spec() -> CmbClinSpec:

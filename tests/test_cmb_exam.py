@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _sinks import ListSink as Sink
 
 from evalkit.backends._fake import FakeBackend
 from evalkit.errors import ConfigError, DataError
@@ -17,13 +18,6 @@ from evalkit.tasks.cmb import CmbExamSpec, run
 
 DEMO = Path(__file__).resolve().parents[1] / "tasks" / "demo" / "cmb"
 
-
-class Sink:
-    def __init__(self) -> None:
-        self.samples: list[dict[str, Any]] = []
-
-    def write(self, samples: Any) -> None:
-        self.samples.extend(samples)
 
 
 def _spec() -> CmbExamSpec:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _sinks import ListSink as _Sink
 
 from evalkit.backends._fake import FakeBackend
 from evalkit.tasks._kind import RunContext
@@ -48,13 +49,6 @@ def test_zero_shot_is_description_plus_question() -> None:
     prompt = build_prompt(spec, style, "physician", [], _q(0, "问题", "A"))  # type: ignore[arg-type]
     assert prompt == "以下是中国关于医师资格的单项选择题，请选出其中的正确答案。\n\n问题\nA. 甲\nB. 乙\nC. 丙\nD. 丁\n答案："
 
-
-class _Sink:
-    def __init__(self) -> None:
-        self.samples: list[dict[str, Any]] = []
-
-    def write(self, samples: Any) -> None:
-        self.samples.extend(samples)
 
 
 def _mini_spec() -> Any:

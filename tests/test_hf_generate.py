@@ -9,7 +9,8 @@ import pytest
 
 from evalkit.backends import load_backend
 from evalkit.backends._hf_cache import cache_argument, empty_cache, expand_cache
-from evalkit.backends._hf_generate import GenRow, _padded, held_back, padding_parts, plan_groups
+from evalkit.backends._hf_generate import GenRow, held_back, padding_parts, plan_groups
+from evalkit.backends._hf_scoring import left_padded
 from evalkit.types import Completion, GenConfig, Message
 
 _PROMPTS = ["Once upon a time", "The capital of France is", "1, 2, 3, 4,", "A long time ago in a galaxy far away",
@@ -186,7 +187,7 @@ def test_prefill_parts_joined_give_the_padded_batch_logits(backend: Any, prefix:
         if prefix:
             head = empty_cache(backend.model.config)
             gen.base(input_ids=torch.tensor([rows[0][:prefix]]), use_cache=True, **{gen.cache_arg: head})
-        ids, mask, pos = _padded(suffixes, prefix, gen.pad_id)
+        ids, mask, pos = left_padded(suffixes, prefix, gen.pad_id)
         padded_cache = expand_cache(head, len(rows)) if head is not None else empty_cache(backend.model.config)
         padded = gen._forward(ids, mask, pos, padded_cache)
         joined, joined_cache = gen._prefill(suffixes, prefix, head)

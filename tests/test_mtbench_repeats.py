@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from _sinks import ListSink as Sink
 
 from evalkit.backends._fake import FakeBackend
 from evalkit.judges import JudgeConfig, load_model_answers
@@ -54,13 +55,6 @@ class SeededAnswerer(FakeBackend):
             out.append(Completion((text,), Usage(1, 1), ("stop",)))
         return out
 
-
-class Sink:
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def write(self, samples: Sequence[dict[str, Any]]) -> None:
-        self.rows.extend(samples)
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _sinks import ListSink as Sink
 
 from evalkit.backends._fake import FakeBackend
 from evalkit.judges import JudgeConfig, load_model_answers
@@ -31,13 +31,6 @@ class Answerer(FakeBackend):
             out.append(Completion((f"answer {len(self.seen)}",), Usage(1, 1), ("stop",)))
         return out
 
-
-class Sink:
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def write(self, samples: Sequence[dict[str, Any]]) -> None:
-        self.rows.extend(samples)
 
 
 def _model() -> Answerer:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _sinks import ListSink as Sink
 from test_classification import GOLD, TASK_YAML
 
 from evalkit.backends._fake import FakeBackend
@@ -43,13 +44,6 @@ class SeededFake(FakeBackend):
         self.seen.append((config.seed, config.temperature))
         return super().generate(conversations, config)
 
-
-class Sink:
-    def __init__(self) -> None:
-        self.samples: list[dict[str, Any]] = []
-
-    def write(self, samples: Any) -> None:
-        self.samples.extend(samples)
 
 
 def _execute(tmp_path: Path, backend: FakeBackend, tasks: str, name: str, **options: Any

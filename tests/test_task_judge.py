@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _sinks import ListSink as Sink
 
 from evalkit.backends._fake import FakeBackend
 from evalkit.backends._protocol import BackendBase, ModelIdentity
@@ -35,13 +36,6 @@ CLIN_VERDICTS = [
     (".*", '{"fluency": 2, "relevance": 2, "completeness": 1, "proficiency": 1}'),  # 1.5
 ]
 
-
-class Sink:
-    def __init__(self) -> None:
-        self.samples: list[dict[str, Any]] = []
-
-    def write(self, samples: Any) -> None:
-        self.samples.extend(samples)
 
 
 def _judge_script(path: Path, verdicts: list[tuple[str, str]]) -> str:

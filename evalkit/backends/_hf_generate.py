@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.backends._hf_cache import cache_argument, empty_cache, expand_cache, output_cache, select_rows
-from evalkit.backends._hf_scoring import _grouped_query_sdpa
+from evalkit.backends._hf_scoring import _grouped_query_sdpa, left_padded
 from evalkit.backends._stops import cut_at_stop
 from evalkit.types import Completion, GenConfig, Usage
 
@@ -168,24 +168,6 @@ def padding_parts(lengths: Sequence[int], tolerance: float) -> list[tuple[int, i
         parts.append((start, end))
         start = end
     return parts
-
-
-def _padded(suffixes: Sequence[Sequence[int]], p: int, pad_id: int) -> tuple[Any, Any, Any]:
-    """Left-padded ids, the attention mask over prefix + suffix, and every row's own positions."""
-    import torch
-
-    width = max(len(s) for s in suffixes)
-    n = len(suffixes)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, p + width), dtype=torch.long)
-    mask[:, :p] = 1
-    pos = torch.full((n, width), p, dtype=torch.long)
-    for i, suffix in enumerate(suffixes):
-        pad = width - len(suffix)
-        ids[i, pad:] = torch.tensor(suffix, dtype=torch.long)
-        mask[i, p + pad:] = 1
-        pos[i, pad:] = torch.arange(p, p + len(suffix))
-    return ids, mask, pos
 
 
 def _plain_layers(cache: Any) -> bool:
@@ -357,7 +339,7 @@ class Generator:
             parts = [(0, len(suffixes))]
         logits, caches = [], []
         for start, end in parts:
-            ids, mask, pos = _padded(suffixes[start:end], p, self.pad_id)
+            ids, mask, pos = left_padded(suffixes[start:end], p, self.pad_id)
             cache = expand_cache(prefix_cache, end - start) if prefix_cache is not None \
                 else empty_cache(self.model.config)
             device = self._device

@@ -22,7 +22,7 @@ from typing import Any
 
 from evalkit.backends._hf_cache import cache_argument, empty_cache, expand_cache, output_cache
 
-__all__ = ["Row", "ScoreStats", "Scored", "Scorer"]
+__all__ = ["Row", "ScoreStats", "Scored", "Scorer", "left_padded"]
 
 Scored = tuple[float, bool, tuple[float, ...]]  # (logprob, is_greedy, per-token logprobs) of one target
 
@@ -109,6 +109,24 @@ def plan_groups(rows: Sequence[Row], *, min_prefix: int, enabled: bool) -> tuple
     if loose:
         kept.append(_Group(0, loose))
     return kept, unique
+
+
+def left_padded(suffixes: Sequence[Sequence[int]], p: int, pad_id: int) -> tuple[Any, Any, Any]:
+    """Left-padded ids, the attention mask over prefix + suffix, and every row's own positions."""
+    import torch
+
+    width = max(len(s) for s in suffixes)
+    n = len(suffixes)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, p + width), dtype=torch.long)
+    mask[:, :p] = 1
+    pos = torch.full((n, width), p, dtype=torch.long)
+    for i, suffix in enumerate(suffixes):
+        pad = width - len(suffix)
+        ids[i, pad:] = torch.tensor(suffix, dtype=torch.long)
+        mask[i, p + pad:] = 1
+        pos[i, pad:] = torch.arange(p, p + len(suffix))
+    return ids, mask, pos
 
 
 class Scorer:
@@ -208,15 +226,7 @@ class Scorer:
         suffixes = [row.tokens_in[p:] for row in batch]
         width = max(len(s) for s in suffixes)
         n = len(batch)
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, p + width), dtype=torch.long)
-        mask[:, :p] = 1
-        pos = torch.full((n, width), p, dtype=torch.long)
-        for i, suffix in enumerate(suffixes):
-            pad = width - len(suffix)
-            ids[i, pad:] = torch.tensor(suffix, dtype=torch.long)
-            mask[i, p + pad:] = 1
-            pos[i, pad:] = torch.arange(p, p + len(suffix))
+        ids, mask, pos = left_padded(suffixes, p, self.pad_id)
         device = self._device
         kwargs: dict[str, Any] = {"input_ids": ids.to(device)}
         if p > 0 or any(len(s) != width for s in suffixes):

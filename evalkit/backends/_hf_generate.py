@@ -230,6 +230,7 @@ class Generator:
         self.token_budget = max(1, token_budget)
         self.prefix_cache = prefix_cache
         self.min_prefix = max(1, min_prefix)
+        self.joinable = _plain_layers(empty_cache(model.config))  # prefill parts can be joined (no sliding layers)
         self.stats = GenStats()
 
     @property
@@ -333,16 +334,13 @@ class Generator:
         """
         import torch
 
-        parts = padding_parts([len(s) for s in suffixes], _PAD_TOLERANCE)
-        if len(parts) > 1 and not _plain_layers(prefix_cache if prefix_cache is not None
-                                                else empty_cache(self.model.config)):
-            parts = [(0, len(suffixes))]
+        parts = padding_parts([len(s) for s in suffixes], _PAD_TOLERANCE) if self.joinable else [(0, len(suffixes))]
+        device = self._device
         logits, caches = [], []
         for start, end in parts:
             ids, mask, pos = left_padded(suffixes[start:end], p, self.pad_id)
             cache = expand_cache(prefix_cache, end - start) if prefix_cache is not None \
                 else empty_cache(self.model.config)
-            device = self._device
             logits.append(self._forward(ids.to(device), mask.to(device), pos.to(device), cache))
             caches.append(cache)
         if len(caches) == 1:

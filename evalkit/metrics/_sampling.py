@@ -85,11 +85,6 @@ def mean_at_k(samples: Sequence[Sequence[str | None]], targets: Sequence[str]) -
     return mean_stderr([sum(x == t for x in s) / len(s) for s, t in zip(samples, targets)])
 
 
-def _pass_values(samples: Sequence[Sequence[str | None]], targets: Sequence[str], k: int) -> list[float]:
-    _check(samples, targets)
-    return [pass_at_k(len(s), sum(x == t for x in s), k) for s, t in zip(samples, targets)]
-
-
 def _check(samples: Sequence[Sequence[str | None]], targets: Sequence[str]) -> None:
     if len(samples) != len(targets):
         raise ValueError(f"{len(samples)} questions of samples but {len(targets)} targets")
@@ -115,14 +110,12 @@ def sampling_metrics(samples: Sequence[Sequence[str | None]], targets: Sequence[
     """
     if not samples:
         return {}
+    _check(samples, targets)
     k = min(len(s) for s in samples)
-    out: dict[str, float] = {}
-    for name, (value, se) in ((f"maj@{k}", maj_at_k(samples, targets)),
-                              (f"pass@{k}", mean_stderr(_pass_values(samples, targets, k))),
-                              ("pass@1", mean_stderr(_pass_values(samples, targets, 1))),
-                              (f"mean@{k}", mean_at_k(samples, targets))):
-        out[name], out[f"{name}_stderr"] = value, se
-    return out
+    values = score_sampling_metrics([[1.0 if x == t else 0.0 for x in s[:k]] for s, t in zip(samples, targets)],
+                                    [list(s[:k]) for s in samples], k=k)
+    return {name: values[name] for metric in (f"maj@{k}", f"pass@{k}", "pass@1", f"mean@{k}")
+            for name in (metric, f"{metric}_stderr")}
 
 
 def score_sampling_metrics(scores: Sequence[Sequence[float]],

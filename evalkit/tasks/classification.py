@@ -197,7 +197,7 @@ def _samples(spec: ClassificationSpec, rows: list[_Row], backend: BackendBase, m
                 raise ConfigError(f"--task-args mode=loglikelihood: {backend.identity.model} cannot score text; "
                                   f"use mode=generate") from None
     if scored is None:
-        scored, mode = _score_generate(spec, prompts, backend, max_tokens, ctx.repeats or 1, ctx.seed), "generate"
+        scored, mode = _score_generate(spec, prompts, backend, max_tokens, repeat_count(ctx), ctx.seed), "generate"
     samples = []
     for row, prompt, result in zip(rows, prompts, scored):
         predicted = result.pop("predicted_label")

@@ -153,10 +153,9 @@ def _exact_match_sampling(referenced: Sequence[dict[str, Any]]) -> dict[str, flo
 
     if not referenced or not all(r.get("samples") for r in referenced):
         return {}
-    metrics = score_sampling_metrics([[s["exact_match"] for s in r["samples"]] for r in referenced],
-                                     [[normalize_zh(s["prediction"]) or None for s in r["samples"]]
-                                      for r in referenced], prefix="exact_match")
-    return metrics
+    return score_sampling_metrics([[s["exact_match"] for s in r["samples"]] for r in referenced],
+                                  [[normalize_zh(s["prediction"]) or None for s in r["samples"]] for r in referenced],
+                                  prefix="exact_match")
 
 
 def _outcome(spec: OpenQaSpec, samples: list[dict[str, Any]], location: str, skipped: list[str]) -> TaskOutcome:

@@ -59,12 +59,14 @@ __all__ = [
     "LONGBENCH_E_DATASETS",
     "METRIC_FUNCTIONS",
     "NO_CHAT_TEMPLATE_DATASETS",
+    "base_dataset",
     "bucket_scores",
     "category_scores",
     "classification_score",
     "code_sim_score",
     "count_score",
     "dataset_score",
+    "first_code_line",
     "length_bucket",
     "normalize_en",
     "normalize_zh",
@@ -76,6 +78,7 @@ __all__ = [
     "rouge_l",
     "rouge_l_zh",
     "score_item",
+    "scored_text",
     "token_f1",
 ]
 
@@ -299,11 +302,15 @@ def retrieval_zh_score(prediction: str, ground_truth: str, all_classes: Sequence
     return _retrieval(prediction, ground_truth, r"段落(\d+)")
 
 
+def first_code_line(prediction: str) -> str:
+    """The first line of a prediction holding no "`", "#" or "//" (what code similarity compares); "" if none."""
+    return next((line for line in prediction.lstrip("\n").split("\n")
+                 if "`" not in line and "#" not in line and "//" not in line), "")
+
+
 def code_sim_score(prediction: str, ground_truth: str, all_classes: Sequence[str] | None = None) -> float:
     """fuzz.ratio / 100 between the first code-looking line of the prediction and the ground truth."""
-    first = next((line for line in prediction.lstrip("\n").split("\n")
-                  if "`" not in line and "#" not in line and "//" not in line), "")
-    return _fuzz_ratio()(first, ground_truth) / 100
+    return _fuzz_ratio()(first_code_line(prediction), ground_truth) / 100
 
 
 def classification_score(prediction: str, ground_truth: str,
@@ -338,22 +345,26 @@ METRIC_FUNCTIONS: dict[str, Callable[[str, str, Sequence[str] | None], float]] =
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _base_dataset(dataset: str) -> str:
+def base_dataset(dataset: str) -> str:
     """LongBench-E files are named `<dataset>_e`; they are scored like `<dataset>`."""
     return dataset[:-2] if dataset.endswith("_e") and dataset[:-2] in DATASET_METRIC else dataset
+
+
+def scored_text(dataset: str, prediction: str) -> str:
+    """The part of a prediction the dataset's metric reads: its first line for the official first-line datasets."""
+    return prediction.lstrip("\n").split("\n")[0] if base_dataset(dataset) in FIRST_LINE_DATASETS else prediction
 
 
 def score_item(dataset: str, prediction: str, answers: Sequence[str],
                all_classes: Sequence[str] | None = None) -> float:
     """One item's score: the max over gold answers of the dataset's metric (first line where official)."""
-    name = _base_dataset(dataset)
+    name = base_dataset(dataset)
     try:
         metric = METRIC_FUNCTIONS[DATASET_METRIC[name]]
     except KeyError:
         known = ", ".join(LONGBENCH_DATASETS)
         raise ValueError(f"'{dataset}' is not a LongBench dataset; use one of: {known}") from None
-    if name in FIRST_LINE_DATASETS:
-        prediction = prediction.lstrip("\n").split("\n")[0]
+    prediction = scored_text(name, prediction)
     best = 0.0
     for truth in answers:
         best = max(best, metric(prediction, truth, all_classes))
@@ -393,7 +404,7 @@ def category_scores(per_dataset: Mapping[str, float]) -> dict[str, float]:
     out: dict[str, float] = {}
     for cat, names in CATEGORIES.items():
         vals = [score for name, score in per_dataset.items()
-                if _base_dataset(name) in names and not math.isnan(score)]
+                if base_dataset(name) in names and not math.isnan(score)]
         if vals:
             out[cat] = round(sum(vals) / len(vals), 2)
     return out

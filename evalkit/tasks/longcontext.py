@@ -103,13 +103,10 @@ def vote_answer(dataset: str, prediction: str) -> str | None:
         >>> vote_answer("lcc", "```python\\n    x = 1\\n```")
         'x = 1'
     """
-    name = dataset[:-2] if dataset.endswith("_e") and dataset[:-2] in lb.DATASET_METRIC else dataset
-    if name in lb.FIRST_LINE_DATASETS:
-        prediction = prediction.lstrip("\n").split("\n")[0]
-    language = lb.DATASET_LANGUAGE.get(name, "en")
+    prediction = lb.scored_text(dataset, prediction)
+    language = lb.DATASET_LANGUAGE.get(lb.base_dataset(dataset), "en")
     if language == "code":
-        answer = next((line for line in prediction.lstrip("\n").split("\n")
-                       if "`" not in line and "#" not in line and "//" not in line), "").strip()
+        answer = lb.first_code_line(prediction).strip()
     else:
         answer = lb.normalize_zh(prediction) if language == "zh" else lb.normalize_en(prediction)
     return answer or None

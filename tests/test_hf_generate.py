@@ -189,11 +189,11 @@ def test_prefill_parts_joined_give_the_padded_batch_logits(backend: Any, prefix:
             gen.base(input_ids=torch.tensor([rows[0][:prefix]]), use_cache=True, **{gen.cache_arg: head})
         ids, mask, pos = left_padded(suffixes, prefix, gen.pad_id)
         padded_cache = expand_cache(head, len(rows)) if head is not None else empty_cache(backend.model.config)
-        padded = gen._forward(ids, mask, pos, padded_cache)
-        joined, joined_cache = gen._prefill(suffixes, prefix, head)
+        padded = gen.forward(ids, mask, pos, padded_cache)
+        joined, joined_cache = gen.prefill(suffixes, prefix, head)
         assert torch.allclose(joined, padded, atol=1e-5)
         step = padded.argmax(-1)[:, None]
         mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
         after = pos[:, -1:] + 1
-        assert torch.allclose(gen._forward(step, mask, after, joined_cache),
-                              gen._forward(step, mask, after, padded_cache), atol=1e-5)
+        assert torch.allclose(gen.forward(step, mask, after, joined_cache),
+                              gen.forward(step, mask, after, padded_cache), atol=1e-5)

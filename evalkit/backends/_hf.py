@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from evalkit.backends._hf_continuous import ContinuousBatcher, ContinuousGeneration
 from evalkit.backends._hf_generate import Generator, OnResults, OnStream, generate_completions
 from evalkit.backends._hf_load import LoadedModel, load_model
 from evalkit.backends._hf_rolling import plan_windows, score_rolling
@@ -274,6 +276,16 @@ class HFBackend(BackendBase):
         ids = [self._prompt_ids(prompt, config, templated=templated) for prompt, config in zip(prompts, configs)]
         return generate_completions(self.generator, ids, configs, base_seed=self.seed, on_text=on_text,
                                     on_results=on_results, progress=self.progress)
+
+    def continuous_generation(self, lock: threading.Lock, *, window_s: float = 0.005,
+                              max_rows: int | None = None) -> ContinuousGeneration | None:
+        """Generation for `evalkit serve`: requests join the batch being decoded between steps, each step under
+        `lock`. None where it does not apply (one row at a time, or a cache with sliding-window layers)."""
+        if self.gen_batch <= 1 or not self.generator.joinable:
+            return None
+        batcher = ContinuousBatcher(self.generator, lock, window_s=window_s, max_rows=max_rows)
+        return ContinuousGeneration(batcher, lambda prompt, config, templated: self._prompt_ids(
+            prompt, config, templated=templated), self.seed)
 
     def _prompt_ids(self, prompt: str, config: GenConfig, *, templated: bool) -> list[int]:
         """The prompt's token ids, cut from the left so that prompt + max_tokens fits the context."""

@@ -8,10 +8,11 @@ that know only `past_key_values`.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from typing import Any
 
-__all__ = ["cache_argument", "empty_cache", "expand_cache", "output_cache", "select_rows"]
+__all__ = ["cache_argument", "drop_columns", "empty_cache", "expand_cache", "growing_cache", "output_cache", "select_rows"]
 
 
 def cache_argument(module: Any) -> str:
@@ -39,6 +40,71 @@ def empty_cache(config: Any) -> Any:
         return DynamicCache()
 
 
+def growing_cache(config: Any, room: int = 256) -> Any:
+    """A dynamic cache for decoding: its full-attention layers append each step's keys and values into room kept
+    free at the end (`room` more positions at every regrowth) instead of concatenating a new tensor, which
+    copies the whole cache on every token. Other layers (sliding windows) stay as they are."""
+    cache = empty_cache(config)
+    grower = _growing_layer()
+    for layer in getattr(cache, "layers", []):
+        if type(layer) is grower.__base__:
+            layer.__class__ = grower
+            layer.room = room  # the instance's own, over the class default
+    return cache
+
+
+@functools.cache
+def _growing_layer() -> Any:
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        """`keys`/`values` are views of the first positions of a larger store this layer owns. Anything that
+        sets them to other tensors (row selection, joins, a shallow copy of the layer) makes the next update
+        move them into a new store of their own, so a store is never written through two layers."""
+
+        room = 256
+        keys: Any
+        values: Any
+        _store: tuple[Any, ...] = ()
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            length = self.keys.shape[-2] if self.keys.numel() else 0
+            end = length + key_states.shape[-2]
+            if not self._owns_views() or self._store[0].shape[-2] < end:
+                self._move((key_states, value_states), length, end + self.room)
+            for store, new in zip(self._store, (key_states, value_states)):
+                store[..., length:end, :] = new
+            self.keys, self.values = self._store[0][..., :end, :], self._store[1][..., :end, :]
+            self._owner = (id(self), self.keys, self.values)
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices: Any) -> None:
+            if self._owns_views() and self.get_seq_length() > 0:
+                length = self.keys.shape[-2]
+                self._store = tuple(store[indices, ...] for store in self._store)
+                self.keys, self.values = self._store[0][..., :length, :], self._store[1][..., :length, :]
+                self._owner = (id(self), self.keys, self.values)
+            else:
+                super().batch_select_indices(indices)
+
+        def _owns_views(self) -> bool:
+            owner = getattr(self, "_owner", None)
+            return owner is not None and owner[0] == id(self) and owner[1] is self.keys and owner[2] is self.values
+
+        def _move(self, like: tuple[Any, Any], length: int, capacity: int) -> None:
+            stores = []
+            for old, new in zip((self.keys, self.values), like):
+                store = new.new_empty((*new.shape[:-2], capacity, new.shape[-1]))
+                if length:
+                    store[..., :length, :] = old
+                stores.append(store)
+            self._store = tuple(stores)
+
+    return GrowingLayer
+
+
 def expand_cache(cache: Any, n: int) -> Any:
     """A shallow copy of a prefix cache whose layers see the prefix `n` times (views, no copies)."""
     new = copy.copy(cache)
@@ -59,3 +125,10 @@ def select_rows(cache: Any, index: Any) -> None:
     for layer in cache.layers:
         layer.keys = layer.keys.index_select(0, index.to(layer.keys.device))
         layer.values = layer.values.index_select(0, index.to(layer.values.device))
+
+
+def drop_columns(cache: Any, start: int) -> None:
+    """Drop the first `start` positions (columns no row attends to any more) of every layer of `cache`, in place."""
+    for layer in cache.layers:
+        layer.keys = layer.keys[..., start:, :]
+        layer.values = layer.values[..., start:, :]

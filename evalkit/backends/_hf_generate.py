@@ -23,17 +23,32 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from evalkit.backends._hf_cache import cache_argument, empty_cache, expand_cache, output_cache, select_rows
+from evalkit.backends._hf_cache import (
+    cache_argument,
+    empty_cache,
+    expand_cache,
+    growing_cache,
+    output_cache,
+    select_rows,
+)
 from evalkit.backends._hf_scoring import _grouped_query_sdpa, left_padded
 from evalkit.backends._stops import cut_at_stop
 from evalkit.types import Completion, GenConfig, Usage
 
-__all__ = ["GenOutput", "GenRow", "GenStats", "Generator", "eos_ids", "generate_completions", "held_back", "plan_groups"]
+__all__ = ["GenOutput", "GenRow", "GenStats", "Generator", "RowGenerator", "RowState", "eos_ids", "generate_completions",
+           "held_back", "plan_groups", "row_generator"]
 
 OnText = Callable[[int, str], None]  # (row index, newly safe text)
 OnBatch = Callable[[Sequence[int], Sequence["GenOutput"]], None]  # (row indices, their outputs)
+
+
+class RowGenerator(Protocol):
+    """What runs rows: the `Generator` itself, or the continuous batcher that `evalkit serve` puts before it."""
+
+    def generate(self, rows: Sequence[GenRow], *, on_text: OnText | None = None,
+                 on_batch: OnBatch | None = None) -> list[GenOutput]: ...
 
 
 @dataclass(frozen=True)
@@ -173,7 +188,7 @@ def padding_parts(lengths: Sequence[int], tolerance: float) -> list[tuple[int, i
 def _plain_layers(cache: Any) -> bool:
     """True when every layer of `cache` is a plain full-attention dynamic layer (or the cache is still lazy)."""
     layers = getattr(cache, "layers", None)
-    return layers is not None and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
+    return layers is not None and all(type(layer).__name__ in ("DynamicLayer", "GrowingLayer") for layer in layers)
 
 
 def join_caches(caches: Sequence[Any], p: int) -> Any:
@@ -201,7 +216,7 @@ def join_caches(caches: Sequence[Any], p: int) -> Any:
 
 
 @dataclass
-class _Row:
+class RowState:
     """Decoding state of one row in a running batch."""
 
     index: int
@@ -234,7 +249,7 @@ class Generator:
         self.stats = GenStats()
 
     @property
-    def _device(self) -> Any:
+    def device(self) -> Any:
         return next(self.model.parameters()).device
 
     def generate(self, rows: Sequence[GenRow], *, on_text: OnText | None = None,
@@ -249,7 +264,7 @@ class Generator:
         if results and on_batch is not None:
             on_batch(sorted(results), [results[i] for i in sorted(results)])
         self.stats.prompt_tokens += sum(len(r.tokens) for r in rows)
-        with torch.inference_mode(), _grouped_query_sdpa(self._device):
+        with torch.inference_mode(), _grouped_query_sdpa(self.device):
             for prefix, members in groups:
                 if members:
                     self._run_group(rows, prefix, members, results, on_text, on_batch)
@@ -257,28 +272,30 @@ class Generator:
 
     def _run_group(self, rows: Sequence[GenRow], p: int, members: list[int], results: dict[int, GenOutput],
                    on_text: OnText | None, on_batch: OnBatch | None) -> None:
-        import torch
-
-        cache = None
-        if p > 0:
-            self.stats.prefix_groups += 1
-            prefix = torch.tensor([rows[members[0]].tokens[:p]], dtype=torch.long, device=self._device)
-            out = self.base(input_ids=prefix, use_cache=True, **{self.cache_arg: empty_cache(self.model.config)})
-            cache = output_cache(out)
-            self.stats.prompt_tokens_run += p
-            self.stats.forward_calls += 1
+        cache = self.prefix_cache_of(rows[members[0]].tokens[:p]) if p > 0 else None
         members = sorted(members, key=lambda i: (-len(rows[i].tokens), i))
         start = 0
         while start < len(members):
             size = self._batch_size(rows, members, start)
             batch = members[start:start + size]
-            outputs = self._run_batch([_Row(i, rows[i], _generator(rows[i], self._device)) for i in batch],
+            outputs = self._run_batch([RowState(i, rows[i], row_generator(rows[i], self.device)) for i in batch],
                                       p, cache, on_text)
             results.update(zip(batch, outputs))
             self.stats.batches += 1
             if on_batch is not None:
                 on_batch(batch, outputs)
             start += size
+
+    def prefix_cache_of(self, prefix: Sequence[int]) -> Any:
+        """The KV cache of a shared prefix (one row), to be expanded over the rows that share it."""
+        import torch
+
+        self.stats.prefix_groups += 1
+        ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.device)
+        out = self.base(input_ids=ids, use_cache=True, **{self.cache_arg: growing_cache(self.model.config)})
+        self.stats.prompt_tokens_run += len(prefix)
+        self.stats.forward_calls += 1
+        return output_cache(out)
 
     def _batch_size(self, rows: Sequence[GenRow], members: list[int], start: int) -> int:
         """Rows for the next batch: within the row limit and rows x longest (prompt + new tokens) <= budget."""
@@ -293,10 +310,10 @@ class Generator:
             size += 1
         return max(1, size)
 
-    def _run_batch(self, batch: list[_Row], p: int, prefix_cache: Any, on_text: OnText | None) -> list[GenOutput]:
+    def _run_batch(self, batch: list[RowState], p: int, prefix_cache: Any, on_text: OnText | None) -> list[GenOutput]:
         import torch
 
-        device = self._device
+        device = self.device
         suffixes = [row.request.tokens[p:] for row in batch]
         width = max(len(s) for s in suffixes)
         mask = torch.zeros((len(batch), p + width), dtype=torch.long)
@@ -304,13 +321,13 @@ class Generator:
         for i, suffix in enumerate(suffixes):
             mask[i, p + width - len(suffix):] = 1
         mask = mask.to(device)
-        logits, cache = self._prefill(suffixes, p, prefix_cache)
+        logits, cache = self.prefill(suffixes, p, prefix_cache)
         self.stats.prompt_tokens_run += sum(len(s) for s in suffixes)
         active = list(batch)
         next_pos = torch.tensor([[p + len(s)] for s in suffixes], dtype=torch.long, device=device)
         while True:
-            chosen = self._choose(logits, active)
-            keep = [k for k, row in enumerate(active) if not self._advance(row, chosen[k], on_text)]
+            chosen = self.choose(logits, active)
+            keep = [k for k, row in enumerate(active) if not self.advance(row, chosen[k], on_text)]
             if not keep:
                 break
             if len(keep) < len(active):
@@ -320,11 +337,11 @@ class Generator:
                 active = [active[k] for k in keep]
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             step = torch.tensor([[t] for t in chosen], dtype=torch.long, device=device)
-            logits = self._forward(step, mask, next_pos, cache)
+            logits = self.forward(step, mask, next_pos, cache)
             next_pos = next_pos + 1
         return [GenOutput(tuple(row.tokens), row.text, row.finish) for row in batch]
 
-    def _prefill(self, suffixes: Sequence[Sequence[int]], p: int, prefix_cache: Any) -> tuple[Any, Any]:
+    def prefill(self, suffixes: Sequence[Sequence[int]], p: int, prefix_cache: Any) -> tuple[Any, Any]:
         """Run the prompts' suffixes after the `p` prefix tokens: each row's last logits and the batch's KV cache.
 
         Rows (longest first) are run in parts whose padding stays under `_PAD_TOLERANCE` of their tokens; the
@@ -335,20 +352,20 @@ class Generator:
         import torch
 
         parts = padding_parts([len(s) for s in suffixes], _PAD_TOLERANCE) if self.joinable else [(0, len(suffixes))]
-        device = self._device
+        device = self.device
         logits, caches = [], []
         for start, end in parts:
             ids, mask, pos = left_padded(suffixes[start:end], p, self.pad_id)
             cache = expand_cache(prefix_cache, end - start) if prefix_cache is not None \
-                else empty_cache(self.model.config)
-            logits.append(self._forward(ids.to(device), mask.to(device), pos.to(device), cache))
+                else growing_cache(self.model.config)
+            logits.append(self.forward(ids.to(device), mask.to(device), pos.to(device), cache))
             caches.append(cache)
         if len(caches) == 1:
             return logits[0], caches[0]
         self.stats.prefill_parts += len(caches)
         return torch.cat(logits), join_caches(caches, p)
 
-    def _forward(self, ids: Any, mask: Any, pos: Any, cache: Any) -> Any:
+    def forward(self, ids: Any, mask: Any, pos: Any, cache: Any) -> Any:
         """One forward over the cache; float32 logits of each row's last position."""
         import torch
 
@@ -360,7 +377,7 @@ class Generator:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
 
-    def _choose(self, logits: Any, active: list[_Row]) -> list[int]:
+    def choose(self, logits: Any, active: list[RowState]) -> list[int]:
         """The next token of every active row: the argmax for greedy rows, a draw from its generator else."""
         chosen = logits.argmax(dim=-1).tolist()
         for k, row in enumerate(active):
@@ -368,7 +385,7 @@ class Generator:
                 chosen[k] = _sample(logits[k], row.request, row.generator)
         return [int(t) for t in chosen]
 
-    def _advance(self, row: _Row, token: int, on_text: OnText | None) -> bool:
+    def advance(self, row: RowState, token: int, on_text: OnText | None) -> bool:
         """Append `token` to `row`; True when the row has finished."""
         req = row.request
         if token in self.eos:
@@ -393,7 +410,7 @@ class Generator:
         return bool(row.finish)
 
 
-def _generator(row: GenRow, device: Any) -> Any:
+def row_generator(row: GenRow, device: Any) -> Any:
     """A row's own random generator (None for greedy rows)."""
     import torch
 
@@ -426,7 +443,7 @@ OnResults = Callable[[Sequence[int], Sequence[Completion]], None]  # (request in
 OnStream = Callable[[int, int, str], None]  # (request index, sample index, newly safe text)
 
 
-def generate_completions(generator: Generator, prompts: Sequence[Sequence[int]], configs: Sequence[GenConfig],
+def generate_completions(generator: RowGenerator, prompts: Sequence[Sequence[int]], configs: Sequence[GenConfig],
                          *, base_seed: int, on_text: OnStream | None = None,
                          on_results: OnResults | None = None,
                          progress: Callable[[int], None] | None = None) -> list[Completion]:

@@ -5,10 +5,11 @@ Chat completions also take `logprobs` / `top_logprobs` (each generated token's l
 OpenAI's format) and vLLM's `continue_final_message` + `add_generation_prompt: false` (continue a forced
 start of the assistant's reply), which is what probability-mode judges use over HTTP.
 
-Concurrent requests are batched (`_batching`): generation and scoring of requests that arrive within a few
-milliseconds run as one backend call, each with its own stop strings and sampling settings, and a greedy
+Concurrent requests are batched (`_batching`): on the transformers backend, generation rows join the batch
+being decoded between steps (continuous batching); elsewhere, and for scoring, requests that arrive within a
+few milliseconds run as one backend call. Each keeps its own stop strings and sampling settings, and a greedy
 answer is the same whatever it was batched with. `stream: true` sends server-sent events (`_stream`). Backend
-calls still run one at a time (a lock), so a backend need not be thread-safe.
+calls (and decoding steps) still run one at a time (a lock), so a backend need not be thread-safe.
 """
 
 from __future__ import annotations

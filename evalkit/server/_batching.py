@@ -7,9 +7,10 @@ service's lock), so a backend need not be thread-safe.
 
 Kinds of work and what may share a batch:
 
-* generation on a backend that generates prompts with their own settings in one call (the transformers
-  backend's `generate_many`): every chat or text request, whatever its stop strings, sampling settings and
-  max_tokens; streamed text comes back per row as it is decoded.
+* generation on the transformers backend: continuous batching (`continuous_generation`, see
+  `backends/_hf_continuous.py`). A request's rows join the batch being decoded at the next step, whatever
+  their stop strings, sampling settings and max_tokens, and leave it when they finish; streamed text comes
+  back per row as it is decoded. (A backend with only `generate_many` batches such requests per window.)
 * generation on any other backend: requests with identical settings (one `generate`/`complete` call takes
   one `GenConfig`); streaming then sends each answer as one piece when it is done.
 * scoring: echoed prompt logprobs (exact splits, or rolling with the same stride) in one `loglikelihood` or
@@ -112,6 +113,11 @@ class BatchedBackend:
         # only a backend's own class method counts: a wrapper (the response cache) forwarding it would bypass
         # its cache, so wrapped backends batch through their generate/complete instead
         self.mixed = callable(getattr(type(backend), "generate_many", None))
+        # a backend that decodes continuously takes rows into its running batch between steps (no waiting for
+        # the batch to finish); it locks each step itself
+        factory = getattr(type(backend), "continuous_generation", None)
+        self.continuous = backend.continuous_generation(lock, window_s=window_s, max_rows=max_items) \
+            if callable(factory) else None
 
     def generate(self, conversation: Conversation, config: GenConfig, stream: Stream | None = None) -> Completion:
         """One chat completion (the backend's chat template)."""
@@ -138,6 +144,9 @@ class BatchedBackend:
 
     def _mixed(self, prompts: list[str], config: GenConfig, stream: Stream | None, *,
                templated: bool) -> list[Completion]:
+        if self.continuous is not None:
+            return self.continuous.generate_many(prompts, [config] * len(prompts), templated=templated,
+                                                 on_text=stream)
         def run(items: list[tuple[str, GenConfig, Callable[[int, str], None] | None]]) -> list[Completion]:
             streams = [s for _, _, s in items]
 

@@ -138,10 +138,10 @@ def test_growing_cache_layers_append_in_place_and_never_write_through_a_copy() -
     import torch
     from transformers import LlamaConfig
 
-    from evalkit.backends._hf_cache import expand_cache, growing_cache
+    from evalkit.backends._hf_cache import decoding_cache, empty_cache, expand_cache
 
-    cache = growing_cache(LlamaConfig(num_hidden_layers=1, hidden_size=8, num_attention_heads=2,
-                                      num_key_value_heads=1), room=4)
+    cache = decoding_cache(empty_cache(LlamaConfig(num_hidden_layers=1, hidden_size=8, num_attention_heads=2,
+                                                   num_key_value_heads=1)), room=4)
     layer = cache.layers[0]
     parts = [torch.randn(2, 1, n, 4) for n in (3, 1, 1, 1, 1, 1)]
     layer.update(parts[0], -parts[0])

@@ -12,7 +12,7 @@ import functools
 import inspect
 from typing import Any
 
-__all__ = ["cache_argument", "drop_columns", "empty_cache", "expand_cache", "growing_cache", "output_cache", "select_rows"]
+__all__ = ["cache_argument", "decoding_cache", "drop_columns", "empty_cache", "expand_cache", "output_cache", "select_rows"]
 
 
 def cache_argument(module: Any) -> str:
@@ -40,11 +40,10 @@ def empty_cache(config: Any) -> Any:
         return DynamicCache()
 
 
-def growing_cache(config: Any, room: int = 256) -> Any:
-    """A dynamic cache for decoding: its full-attention layers append each step's keys and values into room kept
-    free at the end (`room` more positions at every regrowth) instead of concatenating a new tensor, which
-    copies the whole cache on every token. Other layers (sliding windows) stay as they are."""
-    cache = empty_cache(config)
+def decoding_cache(cache: Any, room: int = 256) -> Any:
+    """Make `cache` (after the prompt's forward) append each decoding step's keys and values into room kept free
+    at the end of its full-attention layers (`room` more positions at every regrowth), instead of concatenating
+    new tensors, which copies the whole cache on every token. Sliding-window layers stay as they are."""
     grower = _growing_layer()
     for layer in getattr(cache, "layers", []):
         if type(layer) is grower.__base__:

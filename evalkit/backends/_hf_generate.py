@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 from evalkit.backends._hf_cache import (
     cache_argument,
+    decoding_cache,
     empty_cache,
     expand_cache,
-    growing_cache,
     output_cache,
     select_rows,
 )
@@ -292,7 +292,7 @@ class Generator:
 
         self.stats.prefix_groups += 1
         ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.device)
-        out = self.base(input_ids=ids, use_cache=True, **{self.cache_arg: growing_cache(self.model.config)})
+        out = self.base(input_ids=ids, use_cache=True, **{self.cache_arg: empty_cache(self.model.config)})
         self.stats.prompt_tokens_run += len(prefix)
         self.stats.forward_calls += 1
         return output_cache(out)
@@ -345,7 +345,8 @@ class Generator:
         """Run the prompts' suffixes after the `p` prefix tokens: each row's last logits and the batch's KV cache.
 
         Rows (longest first) are run in parts whose padding stays under `_PAD_TOLERANCE` of their tokens; the
-        parts' caches are then joined, left-padded with zeros, into the one cache the decoding steps extend. The
+        parts' caches are then joined, left-padded with zeros, into the one cache the decoding steps extend (in
+        place: `decoding_cache`). The
         pads are masked, so a row's values are those of a padded batch, without computing a padded batch's
         positions. Models whose cache layers are not plain (sliding-window layers) take one padded forward.
         """
@@ -357,13 +358,13 @@ class Generator:
         for start, end in parts:
             ids, mask, pos = left_padded(suffixes[start:end], p, self.pad_id)
             cache = expand_cache(prefix_cache, end - start) if prefix_cache is not None \
-                else growing_cache(self.model.config)
+                else empty_cache(self.model.config)
             logits.append(self.forward(ids.to(device), mask.to(device), pos.to(device), cache))
             caches.append(cache)
         if len(caches) == 1:
-            return logits[0], caches[0]
+            return logits[0], decoding_cache(caches[0])
         self.stats.prefill_parts += len(caches)
-        return torch.cat(logits), join_caches(caches, p)
+        return torch.cat(logits), decoding_cache(join_caches(caches, p))
 
     def forward(self, ids: Any, mask: Any, pos: Any, cache: Any) -> Any:
         """One forward over the cache; float32 logits of each row's last position."""

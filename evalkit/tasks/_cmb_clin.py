@@ -38,6 +38,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,7 +51,7 @@ from evalkit.metrics._sampling import score_sampling_metrics
 from evalkit.records import JudgedSample, register_sample_type
 from evalkit.tasks._data import HubSource, check_data_dir, load_hub, read_file_rows, tasks_root
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
-from evalkit.tasks._repeats import generate_repeats, repeat_count, repeats_info
+from evalkit.tasks._repeats import generate_repeats, repeat_count, repeats_info, sample_entries
 from evalkit.tasks._spec import TaskSpecBase
 from evalkit.tasks._task_judge import JudgeInput, start_judging
 from evalkit.tasks._thinking import split_thinking
@@ -297,13 +298,12 @@ def _add_repeats(samples: list[dict[str, Any]], turns: Sequence[tuple[ClinCase, 
                  answers: Sequence[Sequence[Completion]], seed: int) -> None:
     """Give each record its K samples: seed, answer (thinking stripped), ROUGE-L and sentence BLEU."""
     for i, (sample, (case, turn)) in enumerate(zip(samples, turns)):
-        entries = []
-        for k, completions in enumerate(answers):
-            answer = split_thinking(completions[i].texts[0]).answer
-            scores = _answer_scores(answer, case.qa[turn][1])
-            entries.append({"seed": seed + k, "prediction": answer, "rouge_l": scores["rouge_l"],
-                            "bleu": scores["bleu"]})
-        sample["samples"] = entries
+        sample["samples"] = sample_entries(answers, i, seed, partial(_sample_scores, case.qa[turn][1]))
+
+
+def _sample_scores(reference: str, answer: str) -> dict[str, Any]:
+    """ROUGE-L and sentence BLEU of one of K samples (the record's corpus-BLEU tokens are not kept)."""
+    return {key: value for key, value in _answer_scores(answer, reference).items() if key != "tokens"}
 
 
 def _rouge_sampling(rows: Sequence[dict[str, Any]]) -> dict[str, float]:

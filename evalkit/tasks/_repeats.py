@@ -18,7 +18,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,7 +27,7 @@ from evalkit.tasks._kind import RunContext
 from evalkit.types import Completion, GenConfig, Message
 
 __all__ = ["SAMPLING_TEMPERATURE", "generate_repeats", "repeat_configs", "repeat_count", "repeats_info",
-           "sampling_temperature"]
+           "sample_entries", "sampling_temperature"]
 
 SAMPLING_TEMPERATURE = 0.7  # used when --repeats K > 1 meets a greedy configuration
 
@@ -50,6 +50,26 @@ def generate_repeats(backend: Any, conversations: Sequence[tuple[Message, ...]],
     """Generate K answers for every conversation: result[k][i] is sample k of conversation i."""
     return [list(backend.generate(list(conversations), c)) if conversations else []
             for c in repeat_configs(config, repeats=repeats, seed=seed)]
+
+
+def sample_entries(answers: Sequence[Sequence[Completion]], i: int, seed: int,
+                   score: Callable[[str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Record `i`'s K samples (answers[k][i]) as its `samples` list: the seed, the answer with any thinking
+    stripped, and what `score` makes of that answer.
+
+    Examples:
+        >>> from evalkit.types import Usage
+        >>> answers = [[Completion(("<think>hm</think>4",), Usage(1, 1))], [Completion(("5",), Usage(1, 1))]]
+        >>> sample_entries(answers, 0, 7, lambda a: {"exact_match": float(a == "4")})
+        [{'seed': 7, 'prediction': '4', 'exact_match': 1.0}, {'seed': 8, 'prediction': '5', 'exact_match': 0.0}]
+    """
+    from evalkit.tasks._thinking import split_thinking
+
+    entries = []
+    for k, completions in enumerate(answers):
+        answer = split_thinking(completions[i].texts[0]).answer
+        entries.append({"seed": seed + k, "prediction": answer, **score(answer)})
+    return entries
 
 
 def repeat_count(ctx: RunContext) -> int:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +43,7 @@ from evalkit.metrics._sampling import score_sampling_metrics
 from evalkit.records import JudgedSample, register_sample_type
 from evalkit.tasks._data import read_file_rows
 from evalkit.tasks._kind import RunContext, SampleSink, TaskOutcome
-from evalkit.tasks._repeats import generate_repeats, repeat_count, repeats_info
+from evalkit.tasks._repeats import generate_repeats, repeat_count, repeats_info, sample_entries
 from evalkit.tasks._spec import TaskSpecBase
 from evalkit.tasks._task_judge import JudgeInput, start_judging
 from evalkit.tasks._thinking import split_thinking
@@ -138,12 +139,13 @@ def _sample(spec: OpenQaSpec, row: dict[str, Any], conv: tuple[Message, ...], te
 def _add_repeats(samples: list[dict[str, Any]], answers: Sequence[Sequence[Completion]], seed: int) -> None:
     """Give each record its K samples: seed, answer (thinking stripped) and its reference metrics."""
     for i, sample in enumerate(samples):
-        entries = []
-        for k, completions in enumerate(answers):
-            answer = split_thinking(completions[i].texts[0]).answer
-            scores = _reference_scores(answer, sample["reference"]) if sample["reference"] else {}
-            entries.append({"seed": seed + k, "prediction": answer, **scores})
-        sample["samples"] = entries
+        reference = sample["reference"]
+        score = partial(_reference_scores, reference=reference) if reference else _no_scores
+        sample["samples"] = sample_entries(answers, i, seed, score)
+
+
+def _no_scores(answer: str) -> dict[str, Any]:
+    return {}
 
 
 def _exact_match_sampling(referenced: Sequence[dict[str, Any]]) -> dict[str, float]:

@@ -191,9 +191,15 @@ def test_cli_judged_task_on_a_backend_that_cannot_generate_exits_2(
 def test_evalkit_run_cmb_clin_with_the_embedded_model_as_probability_judge(tmp_path: Path) -> None:
     from evalkit.cli import main
 
-    code = main(["run", "--model", "smollm2", "--tasks", "cmb_clin", "--limit", "1", "--task-args", "max_tokens=16",
-                 "--judge-model", "smollm2", "--judge-mode", "probability", "-o", str(tmp_path / "runs"),
-                 "--no-cache"])
+    # one real case cut to its first question: one answer of 8 tokens and 4 aspects x 5 ratings scored by the
+    # judge, instead of the first case's three turns (the run, the probability judge and the records are the same)
+    [case, *_] = json.loads(DEMO.read_text(encoding="utf-8"))
+    (tmp_path / "data" / "cmb").mkdir(parents=True)
+    (tmp_path / "data" / "cmb" / "CMB-Clin-qa.json").write_text(
+        json.dumps([{**case, "QA_pairs": case["QA_pairs"][:1]}], ensure_ascii=False), encoding="utf-8")
+    code = main(["run", "--model", "smollm2", "--tasks", "cmb_clin", "--limit", "1", "--task-args", "max_tokens=8",
+                 "--judge-model", "smollm2", "--judge-mode", "probability", "--data-dir", str(tmp_path / "data"),
+                 "-o", str(tmp_path / "runs"), "--no-cache"])
     assert code == 0
     [run] = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     task = json.loads((run / "results.json").read_text())["tasks"]["cmb_clin"]
@@ -201,5 +207,6 @@ def test_evalkit_run_cmb_clin_with_the_embedded_model_as_probability_judge(tmp_p
     assert metrics["judge_valid_rate"] == 1.0 and 1.0 <= metrics["judge_score"] <= 5.0
     assert all(1.0 <= metrics[f"judge_{a}"] <= 5.0 for a in ("fluency", "relevance", "completeness", "proficiency"))
     assert task["info"]["judge"]["definition"] == "cmb_clin" and task["info"]["judge"]["mode"] == "probability"
+    assert task["info"]["data_origin"] == "local"
     rows = [json.loads(line) for line in (run / "samples" / "cmb_clin.jsonl").read_text().splitlines()]
-    assert rows and all(len(r["judge"]["aspects"]) == 4 and r["judge"]["votes"] for r in rows)
+    assert len(rows) == 1 and all(len(r["judge"]["aspects"]) == 4 and r["judge"]["votes"] for r in rows)

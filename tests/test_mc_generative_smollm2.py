@@ -1,4 +1,4 @@
-"""Generative CoT multiple choice on the embedded SmolLM2 and three real C-Eval dev questions."""
+"""Generative CoT multiple choice on the embedded SmolLM2 and two real C-Eval dev questions (two more as shots)."""
 
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ def _dev_rows(data_dir: Path) -> list[Question]:
 
 def test_smollm2_cot_on_ceval_dev(data_dir: Path) -> None:
     rows = _dev_rows(data_dir)
-    questions, shots = rows[:3], rows[3:5]
+    questions, shots = rows[:2], rows[3:5]  # two questions and 64 tokens keep the real decode short on CPU
     backend = load_backend("smollm2")
-    options = parse_mc_options({"mode": "cot", "max_tokens": "96"})
+    options = parse_mc_options({"mode": "cot", "max_tokens": "64"})
     header = "以下是中国关于计算机网络考试的单项选择题，请选出其中的正确答案。\n\n"
     records = run_generative(questions, backend, options, subject="computer_network", letters="ABCD",
                              header=header, shots=shots, tokenizer=backend)
-    assert [r["id"] for r in records] == ["computer_network/0", "computer_network/1", "computer_network/2"]
+    assert [r["id"] for r in records] == ["computer_network/0", "computer_network/1"]
     first = records[0]["messages"]
     assert [m["role"] for m in first] == ["user", "assistant", "user", "assistant", "user"]
     assert first[1]["content"].startswith("让我们一步一步思考，\n") and rows[3].raw["explanation"].strip() in first[1]["content"]
@@ -45,6 +45,6 @@ def test_smollm2_cot_on_ceval_dev(data_dir: Path) -> None:
         assert (again.letter, again.stage) == (record["prediction"], record["extraction_stage"])
         assert record["correct"] == (record["prediction"] == record["target"])
     info = generative_info(records, options)
-    assert sum(info["extraction_stages"].values()) == 3
+    assert sum(info["extraction_stages"].values()) == 2
     assert 0.0 <= generative_metrics(records)["unextractable_rate"] <= 1.0
     print("smollm2 CoT stages:", info["extraction_stages"], [(r["prediction"], r["response"]) for r in records])

@@ -85,7 +85,7 @@ def test_rows_wait_for_room_under_the_row_limit_and_token_budget(backend: Any) -
         backend.generator.token_budget = saved
 
 
-def test_rows_that_stop_early_leave_and_the_cache_narrows(backend: Any) -> None:
+def test_rows_that_stop_early_leave_and_their_batch_mates_are_unchanged(backend: Any) -> None:
     free = _alone(backend, _rows(backend, _PROMPTS))
     stop = backend.decode(list(free[3].tokens[2:4]))  # row 3 stops after two tokens of its own
     rows = [GenRow(r.tokens, r.max_new_tokens, (stop,) if i == 3 else ()) for i, r in
@@ -113,6 +113,50 @@ def test_an_error_reaches_the_callers_in_flight_and_the_next_call_runs(backend: 
     with pytest.raises(RuntimeError, match="simulated"):
         batcher.generate(rows)
     assert batcher.generate(rows) == _alone(backend, rows)
+
+
+def test_an_error_while_choosing_tokens_reaches_every_caller_instead_of_hanging(backend: Any) -> None:
+    batcher = ContinuousBatcher(backend.generator, threading.Lock(), window_s=0.05)
+    results: dict[str, Any] = {}
+
+    def broken_stream(row: int, text: str) -> None:  # fails a few steps in, in the middle of decoding
+        if batcher.steps >= 2:
+            raise ConnectionError("client went away")
+
+    def call(name: str, **kwargs: Any) -> None:
+        try:
+            results[name] = batcher.generate(_rows(backend, _PROMPTS[:2]), **kwargs)
+        except ConnectionError as exc:
+            results[name] = exc
+
+    threads = [threading.Thread(target=call, args=("streamed",), kwargs={"on_text": broken_stream}),
+               threading.Thread(target=call, args=("plain",))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)  # nobody waits forever
+    assert isinstance(results["streamed"], ConnectionError)
+    assert isinstance(results["plain"], ConnectionError)  # it shared the failed step
+    assert batcher.generate(_rows(backend, _PROMPTS[:2])) == _alone(backend, _rows(backend, _PROMPTS[:2]))
+
+
+def test_leading_columns_no_row_attends_to_are_cut_from_mask_and_cache() -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from evalkit.backends._hf_continuous import _Batch, _drop_dead_columns
+
+    keys = torch.arange(2 * 5, dtype=torch.float).reshape(2, 1, 5, 1)
+    cache = SimpleNamespace(layers=[SimpleNamespace(keys=keys, values=-keys)])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [0, 0, 0, 1, 1]])
+    batch = _Batch([], cache, mask, torch.tensor([[3], [2]]))
+    _drop_dead_columns(batch)
+    assert batch.mask.tolist() == [[1, 1, 1], [0, 1, 1]]
+    assert torch.equal(cache.layers[0].keys, keys[..., 2:, :]) and torch.equal(cache.layers[0].values, -keys[..., 2:, :])
+    _drop_dead_columns(batch)  # nothing more to cut
+    assert batch.mask.shape == (2, 3)
 
 
 def test_a_request_for_no_tokens_returns_at_once(backend: Any) -> None:

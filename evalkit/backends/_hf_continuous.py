@@ -172,13 +172,15 @@ class ContinuousBatcher:
             suffixes = [rows[k].tokens[p:] for k in members]
             prefix = gen.prefix_cache_of(rows[members[0]].tokens[:p]) if p > 0 else None
             logits, cache = gen.prefill(suffixes, p, prefix)
-            gen.stats.prompt_tokens_run += sum(len(s) for s in suffixes)
             gen.stats.batches += 1
             _, mask, _ = left_padded(suffixes, p, gen.pad_id)
             pos = mask.new_tensor([[p + len(s)] for s in suffixes])
             slots = [_Slot(RowState(i, rows[k], row_generator(rows[k], gen.device)), call)
                      for k in members for call, i in [admitted[k]]]
-            self._take_step(_Batch(slots, cache, mask.to(logits.device), pos.to(logits.device)), logits)
+            joined = self._take_step(_Batch(slots, cache, mask.to(logits.device), pos.to(logits.device)), logits)
+            if joined is not None:
+                self._batch = joined if self._batch is None else _merge(self._batch, joined)
+                _drop_dead_columns(self._batch)
 
     def _step(self) -> None:
         """One decoding step of the running batch."""
@@ -192,11 +194,13 @@ class ContinuousBatcher:
         batch.pos = batch.pos + 1
         self.steps += 1
         self.peak_rows = max(self.peak_rows, len(batch.slots))
-        self._batch = None
-        self._take_step(batch, logits)
+        self._batch = self._take_step(batch, logits)  # until it returns, a failure still finds every row's call
+        if self._batch is not None:
+            _drop_dead_columns(self._batch)
 
-    def _take_step(self, batch: _Batch, logits: Any) -> None:
-        """Choose each slot's next token from `logits`; finished rows leave, the rest join the running batch."""
+    def _take_step(self, batch: _Batch, logits: Any) -> _Batch | None:
+        """Choose each slot's next token from `logits`: finished rows are delivered, the batch of the rest is
+        returned (None when every row finished)."""
         import torch
 
         gen = self.generator
@@ -209,15 +213,14 @@ class ContinuousBatcher:
             else:
                 slot.pending = chosen[k]
                 keep.append(k)
+        if not keep:
+            return None
         if len(keep) < len(batch.slots):
-            if not keep:
-                return
             index = torch.tensor(keep, dtype=torch.long, device=batch.mask.device)
             select_rows(batch.cache, index)
             batch.slots = [batch.slots[k] for k in keep]
             batch.mask, batch.pos = batch.mask[index], batch.pos[index]
-        self._batch = batch if self._batch is None else _merge(self._batch, batch)
-        _drop_dead_columns(self._batch)
+        return batch
 
     def _finish(self, call: _Call, i: int, output: GenOutput) -> None:
         call.outputs[i] = output

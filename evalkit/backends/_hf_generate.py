@@ -188,7 +188,7 @@ def padding_parts(lengths: Sequence[int], tolerance: float) -> list[tuple[int, i
 def _plain_layers(cache: Any) -> bool:
     """True when every layer of `cache` is a plain full-attention dynamic layer (or the cache is still lazy)."""
     layers = getattr(cache, "layers", None)
-    return layers is not None and all(type(layer).__name__ in ("DynamicLayer", "GrowingLayer") for layer in layers)
+    return layers is not None and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
 
 
 def join_caches(caches: Sequence[Any], p: int) -> Any:
@@ -315,14 +315,8 @@ class Generator:
 
         device = self.device
         suffixes = [row.request.tokens[p:] for row in batch]
-        width = max(len(s) for s in suffixes)
-        mask = torch.zeros((len(batch), p + width), dtype=torch.long)
-        mask[:, :p] = 1
-        for i, suffix in enumerate(suffixes):
-            mask[i, p + width - len(suffix):] = 1
-        mask = mask.to(device)
+        mask = left_padded(suffixes, p, self.pad_id)[1].to(device)
         logits, cache = self.prefill(suffixes, p, prefix_cache)
-        self.stats.prompt_tokens_run += sum(len(s) for s in suffixes)
         active = list(batch)
         next_pos = torch.tensor([[p + len(s)] for s in suffixes], dtype=torch.long, device=device)
         while True:
@@ -346,9 +340,8 @@ class Generator:
 
         Rows (longest first) are run in parts whose padding stays under `_PAD_TOLERANCE` of their tokens; the
         parts' caches are then joined, left-padded with zeros, into the one cache the decoding steps extend (in
-        place: `decoding_cache`). The
-        pads are masked, so a row's values are those of a padded batch, without computing a padded batch's
-        positions. Models whose cache layers are not plain (sliding-window layers) take one padded forward.
+        place: `decoding_cache`). The pads are masked, so a row's values are those of a padded batch, without
+        computing a padded batch's positions. Models whose cache layers are not plain (sliding-window layers) take one padded forward.
         """
         import torch
 
@@ -361,6 +354,7 @@ class Generator:
                 else empty_cache(self.model.config)
             logits.append(self.forward(ids.to(device), mask.to(device), pos.to(device), cache))
             caches.append(cache)
+        self.stats.prompt_tokens_run += sum(len(s) for s in suffixes)
         if len(caches) == 1:
             return logits[0], decoding_cache(caches[0])
         self.stats.prefill_parts += len(caches)

@@ -32,7 +32,7 @@ __all__ = ["HFBackend", "create", "from_model", "rolling_windows"]
 _TRUE = ("1", "true", "yes", "on")
 _KNOWN_ARGS = {"dtype", "device", "revision", "trust_remote_code", "batch_size", "prefix_cache", "max_length",
                "add_bos_token", "seed", "hidden_size", "intermediate_size", "layers", "min_prefix",
-               "token_budget", "threads", "gen_batch", "peft", "peft_revision", "merge"}
+               "token_budget", "threads", "gen_batch", "peft", "peft_revision", "merge", "packed_decode"}
 
 
 def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int,
@@ -92,6 +92,9 @@ class HFBackend(BackendBase):
         self.model.to(device)
         self.model.eval()
         self.device = device
+        packing = args.get("packed_decode", "auto").lower()
+        if packing not in ("auto", "true", "false"):
+            raise ConfigError(f"--model-args packed_decode={args['packed_decode']}: use auto, true or false")
         self.seed = int(args.get("seed", "0"))
         self._max_length = int(args["max_length"]) if "max_length" in args else self._model_max_length()
         self.add_bos_token = args["add_bos_token"].lower() in _TRUE if "add_bos_token" in args else None
@@ -107,7 +110,7 @@ class HFBackend(BackendBase):
         self.gen_batch = int(args.get("gen_batch", "32"))
         self.generator = Generator(self.model, self.tokenizer, pad_id=self.pad_id, rows_per_batch=self.gen_batch,
                                    token_budget=budget, prefix_cache=self.scorer.prefix_cache,
-                                   min_prefix=int(args.get("min_prefix", "8")))
+                                   min_prefix=int(args.get("min_prefix", "8")), packing=packing)
         self.truncated = 0
         self.scoring_seconds = 0.0
         self.progress: Callable[[int], None] | None = None

@@ -33,6 +33,7 @@ from evalkit.backends._hf_cache import (
     output_cache,
     select_rows,
 )
+from evalkit.backends._hf_kernels import decoding_kernels, pack_linears
 from evalkit.backends._hf_scoring import _grouped_query_sdpa, left_padded
 from evalkit.backends._stops import cut_at_stop
 from evalkit.types import Completion, GenConfig, Usage
@@ -232,7 +233,7 @@ class Generator:
     """Runs `GenRow`s through a causal LM in prefix-shared, left-padded batches."""
 
     def __init__(self, model: Any, tokenizer: Any, *, pad_id: int, rows_per_batch: int, token_budget: int,
-                 prefix_cache: bool = True, min_prefix: int = 8) -> None:
+                 prefix_cache: bool = True, min_prefix: int = 8, packing: str = "false") -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.base = model.get_decoder()
@@ -247,6 +248,8 @@ class Generator:
         self.min_prefix = max(1, min_prefix)
         self.joinable = _plain_layers(empty_cache(model.config))  # prefill parts can be joined (no sliding layers)
         self.stats = GenStats()
+        self.packing = packing  # `pack_linears` mode, applied at the first forward (scoring-only runs never pay)
+        self.packed_layers = 0
 
     @property
     def device(self) -> Any:
@@ -364,10 +367,13 @@ class Generator:
         """One forward over the cache; float32 logits of each row's last position."""
         import torch
 
-        out = self.base(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                        **{self.cache_arg: cache})
+        if self.packing:
+            self.packed_layers, self.packing = pack_linears(self.model, self.packing), ""
+        with decoding_kernels():
+            out = self.base(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                            **{self.cache_arg: cache})
+            logits = self.lm_head(out.last_hidden_state[:, -1]).float()
         self.stats.forward_calls += 1
-        logits = self.lm_head(out.last_hidden_state[:, -1]).float()
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits

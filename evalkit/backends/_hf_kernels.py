@@ -115,7 +115,8 @@ def _packed_product(layer: Any, x: Any) -> Any:
 def _forward(self: Any, x: Any) -> Any:
     import torch
 
-    if getattr(_state, "decoding", False) and (x.dim() == 2 or (x.dim() == 3 and x.shape[1] == 1)):
-        if 2 <= x.shape[0] <= MAX_ROWS and x.dtype == torch.float32 and not x.requires_grad:
-            return _packed_product(self, x)
+    one_position = x.dim() == 2 or (x.dim() == 3 and x.shape[1] == 1)
+    if (getattr(_state, "decoding", False) and one_position and 2 <= x.shape[0] <= MAX_ROWS
+            and x.dtype == torch.float32 and not x.requires_grad):
+        return _packed_product(self, x)
     return torch.nn.functional.linear(x, self.weight, self.bias)

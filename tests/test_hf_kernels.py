@@ -89,6 +89,26 @@ def test_a_kernel_that_disagrees_leaves_the_model_as_it_was(monkeypatch: pytest.
         assert torch.equal(model(x), _stock(model, x))
 
 
+def test_a_weight_changed_after_packing_is_packed_anew(product_calls: list[Any]) -> None:
+    model = _model()
+    pack_linears(model)
+    x = torch.randn(4, 1, 48)
+    with torch.no_grad():
+        model[0].weight.mul_(2.0)  # an optimizer step changes weights in place
+    model[2].weight = torch.nn.Parameter(torch.randn(320, 96))  # load_state_dict(assign=True) replaces them
+    with torch.inference_mode(), decoding_kernels():
+        torch.testing.assert_close(model(x), _stock(model, x), rtol=1e-5, atol=1e-5)
+    assert product_calls[-2:] == [(4, 1, 48), (4, 1, 96)]
+
+
+def test_packing_again_refreshes_and_false_restores_the_stock_layers() -> None:
+    model = _model()
+    assert pack_linears(model) == 2
+    assert pack_linears(model) == 2 == packed_layers(model)  # a second backend over the same model
+    assert pack_linears(model, "false") == 0
+    assert packed_layers(model) == 0 and all("forward" not in vars(layer) for layer in model)
+
+
 def test_the_block_is_per_thread_and_nests() -> None:
     import threading
 

@@ -15,7 +15,8 @@ checked token for token against unpacked generation in the tests and benchmarks.
 
 The packed copy costs the linear weights' memory once more, so `auto` packs only float32 models on CPU whose
 linear weights total at most `AUTO_LIMIT_BYTES`. Each layer is checked against the stock kernel when packed:
-a PyTorch build whose oneDNN ops are missing or disagree leaves the model as it was.
+a PyTorch build whose oneDNN ops are missing or disagree leaves the model as it was. A weight changed after
+packing (a model evaluated between training steps) is noticed by its tensor's version counter and packed anew.
 """
 
 from __future__ import annotations
@@ -46,33 +47,34 @@ def decoding_kernels() -> Iterator[None]:
 
 def packed_layers(model: Any) -> int:
     """How many of `model`'s linear layers carry a packed weight."""
-    return sum(1 for module in model.modules() if getattr(module, "_evalkit_packed", None) is not None)
+    return sum(1 for module in model.modules() if "_evalkit_packed" in vars(module))
 
 
 def pack_linears(model: Any, mode: str = "auto") -> int:
     """Pack `model`'s float32 CPU `nn.Linear` weights for decoding; returns how many layers were packed.
 
     `mode` is `auto` (only when the packed copies total at most `AUTO_LIMIT_BYTES`), `true` (whatever the
-    size) or `false` (nothing). Nothing is packed when oneDNN is unavailable or a packed layer disagrees with
-    the stock kernel.
+    size) or `false` (nothing; layers packed by an earlier call go back to the stock kernel). Nothing is
+    packed when oneDNN is unavailable or a packed layer disagrees with the stock kernel. A layer whose weight
+    is replaced or changed in place afterwards (an optimizer step, `load_state_dict`) is packed anew at its
+    next decoding step.
     """
     import torch
 
-    if mode == "false" or not torch.backends.mkldnn.is_available():
-        return 0
     layers = [m for m in model.modules() if type(m) is torch.nn.Linear and _eligible(m)]
-    if mode == "auto" and sum(m.weight.numel() * 4 for m in layers) > AUTO_LIMIT_BYTES:
+    if mode == "false" or not torch.backends.mkldnn.is_available() or (
+            mode == "auto" and sum(m.weight.numel() * 4 for m in layers) > AUTO_LIMIT_BYTES):
+        for layer in layers:
+            _unpack(layer)
         return 0
-    packed = []
     try:
         for layer in layers:
             _pack(layer)
-            packed.append(layer)
     except (RuntimeError, AttributeError, _Disagrees):
-        for layer in packed:
+        for layer in layers:
             _unpack(layer)
         return 0
-    return len(packed)
+    return len(layers)
 
 
 class _Disagrees(Exception):
@@ -83,22 +85,32 @@ def _eligible(layer: Any) -> bool:
     import torch
 
     weight = layer.weight
+    ours_or_stock = "forward" not in vars(layer) or "_evalkit_packed" in vars(layer)
     return (weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.dim() == 2
-            and not hasattr(layer, "_hf_hook") and "forward" not in vars(layer))
+            and not hasattr(layer, "_hf_hook") and ours_or_stock)
 
 
 def _pack(layer: Any) -> None:
     import torch
 
     with torch.no_grad():
-        layer._evalkit_packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach())
+        _repack(layer)
         probe = torch.randn(2, layer.in_features, generator=torch.Generator().manual_seed(0))
         stock = torch.nn.functional.linear(probe, layer.weight, layer.bias)
         ours = _packed_product(layer, probe)
     if not torch.allclose(ours, stock, rtol=1e-4, atol=1e-5 * float(stock.abs().max()) + 1e-6):
-        del layer._evalkit_packed
         raise _Disagrees(repr(layer))
     layer.forward = types.MethodType(_forward, layer)
+
+
+def _repack(layer: Any) -> Any:
+    """Lay the layer's current weight out for oneDNN; remembers which tensor, at which version, it came from."""
+    import torch
+
+    weight = layer.weight
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach())
+    layer._evalkit_packed = (weight, weight._version, packed)
+    return packed
 
 
 def _unpack(layer: Any) -> None:
@@ -109,7 +121,11 @@ def _unpack(layer: Any) -> None:
 def _packed_product(layer: Any, x: Any) -> Any:
     import torch
 
-    return torch.ops.mkldnn._linear_pointwise(x, layer._evalkit_packed, layer.bias, "none", [], "")
+    source, version, packed = layer._evalkit_packed
+    if layer.weight is not source or source._version != version:
+        with torch.no_grad():
+            packed = _repack(layer)
+    return torch.ops.mkldnn._linear_pointwise(x, packed, layer.bias, "none", [], "")
 
 
 def _forward(self: Any, x: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from evalkit.backends import _hf_kernels, load_backend
+from evalkit.backends import _hf_kernels, hf_backend, load_backend
 from evalkit.backends._hf_kernels import decoding_kernels, pack_linears, packed_layers
 from evalkit.errors import ConfigError
 from evalkit.types import GenConfig, LoglikelihoodRequest
@@ -136,5 +136,9 @@ def test_packed_decoding_changes_no_token_and_waits_for_the_first_generation() -
         stock.generate_many(prompts, configs, templated=False)
     assert packed.generator.packed_layers == packed_layers(packed.model) > 0
     assert stock.generator.packed_layers == 0 == packed_layers(stock.model)
+    wrapped = hf_backend(packed.model, packed.tokenizer)  # a model evalkit did not load is left as it is
+    assert wrapped.generate_many(prompts, configs, templated=False) == stock.generate_many(prompts, configs,
+                                                                                          templated=False)
+    assert packed_layers(packed.model) == 0
     with pytest.raises(ConfigError, match="packed_decode=yes: use auto, true or false"):
         load_backend("tiny-llama", {"packed_decode": "yes"})

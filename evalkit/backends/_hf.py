@@ -419,6 +419,10 @@ def create(model: str, args: dict[str, str]) -> HFBackend:
 
 
 def from_model(model: Any, tokenizer: Any, *, name: str = "in-memory", revision: str = "", **args: str) -> HFBackend:
-    """Wrap an already-loaded transformers model (a training checkpoint in memory) as a backend."""
+    """Wrap an already-loaded transformers model (a training checkpoint in memory) as a backend.
+
+    The caller's model is left as it is: its layers get packed decoding weights only with
+    `packed_decode=auto|true`.
+    """
     loaded = LoadedModel(model, tokenizer, name, "<memory>", revision or f"mem-{id(model):x}")
-    return HFBackend(loaded, {k: str(v) for k, v in args.items()})
+    return HFBackend(loaded, {"packed_decode": "false", **{k: str(v) for k, v in args.items()}})

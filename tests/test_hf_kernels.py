@@ -109,6 +109,12 @@ def test_packing_again_refreshes_and_false_restores_the_stock_layers() -> None:
     assert packed_layers(model) == 0 and all("forward" not in vars(layer) for layer in model)
 
 
+def test_one_layer_of_each_shape_is_checked(product_calls: list[Any]) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(48, 48), torch.nn.Linear(48, 48), torch.nn.Linear(48, 96))
+    assert pack_linears(model) == 3
+    assert product_calls == [(2, 48), (2, 48)]  # the probe through the first 48x48 layer and the 96x48 one
+
+
 def test_the_block_is_per_thread_and_nests() -> None:
     import threading
 
@@ -125,13 +131,19 @@ def test_the_block_is_per_thread_and_nests() -> None:
 
 
 @pytest.mark.integration
-def test_packed_decoding_changes_no_token_and_waits_for_the_first_generation() -> None:
+def test_packed_decoding_changes_no_token_and_waits_until_decoding_has_run_long_enough() -> None:
+    from evalkit.backends._hf_generate import PACK_AFTER_STEPS
+
     packed = load_backend("tiny-llama", {"seed": "5", "max_length": "512"})
     stock = load_backend("tiny-llama", {"seed": "5", "max_length": "512", "packed_decode": "false"})
     prompts = ["Once upon a time", "The capital of France is", "1, 2, 3, 4,", "Hello there, friend"]
     packed.loglikelihood([LoglikelihoodRequest("Once upon", " a time")])
     assert packed.generator.packed_layers == 0  # scoring alone never packs
-    configs = [GenConfig(max_tokens=12 + i) for i in range(len(prompts))]
+    short = [GenConfig(max_tokens=6 + i) for i in range(len(prompts))]  # short answers never pay for packing
+    assert packed.generate_many(prompts, short, templated=False) == stock.generate_many(prompts, short,
+                                                                                        templated=False)
+    assert packed.generator.packed_layers == 0 == packed_layers(packed.model)
+    configs = [GenConfig(max_tokens=PACK_AFTER_STEPS + 8 + i) for i in range(len(prompts))]  # packs mid-way
     assert packed.generate_many(prompts, configs, templated=False) == \
         stock.generate_many(prompts, configs, templated=False)
     assert packed.generator.packed_layers == packed_layers(packed.model) > 0

@@ -229,6 +229,9 @@ class RowState:
     text: str = ""
 
 
+PACK_AFTER_STEPS = 32  # multi-row decoding steps before `packed_decode=auto` packs the weights
+
+
 class Generator:
     """Runs `GenRow`s through a causal LM in prefix-shared, left-padded batches."""
 
@@ -248,8 +251,9 @@ class Generator:
         self.min_prefix = max(1, min_prefix)
         self.joinable = _plain_layers(empty_cache(model.config))  # prefill parts can be joined (no sliding layers)
         self.stats = GenStats()
-        self.packing = packing  # `pack_linears` mode, applied at the first forward (scoring-only runs never pay)
+        self.packing = packing  # `pack_linears` mode still to apply ("" once applied): see `_pack_when_due`
         self.packed_layers = 0
+        self.wide_steps = 0  # decoding steps of more than one row so far
 
     @property
     def device(self) -> Any:
@@ -368,7 +372,7 @@ class Generator:
         import torch
 
         if self.packing:
-            self.packed_layers, self.packing = pack_linears(self.model, self.packing), ""
+            self._pack_when_due(ids)
         with decoding_kernels():
             out = self.base(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                             **{self.cache_arg: cache})
@@ -377,6 +381,19 @@ class Generator:
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
+
+    def _pack_when_due(self, ids: Any) -> None:
+        """Apply `packed_decode`: `true` and `false` at the first forward, `auto` after `PACK_AFTER_STEPS`.
+
+        Packing costs about what `PACK_AFTER_STEPS` decoding steps of several rows save (SmolLM2 on one core:
+        0.7 s against 20-40 ms a step), so `auto` waits until that many have run: a generation of short answers
+        (a letter, a number) never pays for it, and one that runs longer loses at most about the packing's cost.
+        Scoring never reaches this.
+        """
+        if self.packing == "auto" and ids.shape[1] == 1 and ids.shape[0] > 1:
+            self.wide_steps += 1
+        if self.packing != "auto" or self.wide_steps >= PACK_AFTER_STEPS:
+            self.packed_layers, self.packing = pack_linears(self.model, self.packing), ""
 
     def choose(self, logits: Any, active: list[RowState]) -> list[int]:
         """The next token of every active row: the argmax for greedy rows, a draw from its generator else."""

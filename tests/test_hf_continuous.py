@@ -204,3 +204,29 @@ def test_growing_cache_layers_append_in_place_and_never_write_through_a_copy() -
     wide = expand_cache(cache, 3)  # a prefix seen by three rows (stride-0 views) grows into a real store
     wide.layers[0].update(parts[5][:1].expand(3, -1, -1, -1), parts[5][:1].expand(3, -1, -1, -1))
     assert wide.layers[0].keys.shape == (3, 1, 7, 4) and layer.keys.shape == (1, 1, 6, 4)
+
+
+def test_rows_leaving_a_growing_cache_move_down_in_its_store() -> None:
+    import torch
+    from transformers import LlamaConfig
+
+    from evalkit.backends._hf_cache import decoding_cache, empty_cache
+
+    def grown(rows: int) -> tuple[Any, torch.Tensor]:
+        cache = decoding_cache(empty_cache(LlamaConfig(num_hidden_layers=1, hidden_size=8, num_attention_heads=2,
+                                                       num_key_value_heads=1)), room=4)
+        keys = torch.randn(rows, 1, 3, 4)
+        cache.layers[0].update(keys, -keys)
+        return cache.layers[0], keys
+
+    layer, keys = grown(4)
+    store = layer._store[0].data_ptr()
+    layer.batch_select_indices(torch.tensor([0, 2, 3]))  # ascending: moved down in place, no new store
+    assert layer._store[0].data_ptr() == store
+    assert torch.equal(layer.keys, keys[[0, 2, 3]]) and torch.equal(layer.values, -keys[[0, 2, 3]])
+    step = torch.randn(3, 1, 1, 4)
+    layer.update(step, -step)
+    assert torch.equal(layer.keys, torch.cat([keys[[0, 2, 3]], step], dim=-2))
+    layer, keys = grown(3)
+    layer.batch_select_indices(torch.tensor([2, 0]))  # reordered rows: selected into a new tensor
+    assert torch.equal(layer.keys, keys[[2, 0]]) and torch.equal(layer.values, -keys[[2, 0]])

@@ -80,13 +80,20 @@ def _growing_layer() -> Any:
             return self.keys, self.values
 
         def batch_select_indices(self, indices: Any) -> None:
-            if self._owns_views() and self.get_seq_length() > 0:
-                length = self.keys.shape[-2]
-                self._store = tuple(store[indices, ...] for store in self._store)
-                self.keys, self.values = self._store[0][..., :length, :], self._store[1][..., :length, :]
-                self._owner = (id(self), self.keys, self.values)
-            else:
+            kept = indices.tolist()
+            if not (self._owns_views() and self.get_seq_length() > 0 and kept == sorted(set(kept))):
                 super().batch_select_indices(indices)
+                return
+            # Rows that stay move down in place (ascending, so none is overwritten before it moves), and only
+            # their filled positions: no new store, no copy of the room kept for later tokens.
+            length = self.keys.shape[-2]
+            for store in self._store:
+                for to, source in enumerate(kept):
+                    if to != source:
+                        store[to, ..., :length, :] = store[source, ..., :length, :]
+            self._store = tuple(store[:len(kept)] for store in self._store)
+            self.keys, self.values = self._store[0][..., :length, :], self._store[1][..., :length, :]
+            self._owner = (id(self), self.keys, self.values)
 
         def _owns_views(self) -> bool:
             owner = getattr(self, "_owner", None)

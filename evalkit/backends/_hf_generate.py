@@ -195,23 +195,23 @@ def _plain_layers(cache: Any) -> bool:
 def join_caches(caches: Sequence[Any], p: int) -> Any:
     """One cache of the rows of `caches` (batches run apart after a shared `p`-token prefix), each part's
     suffix left-padded with zeros to the widest part's: the layout of one left-padded batch."""
-    import torch
-
     width = max(c.layers[0].keys.shape[-2] for c in caches)
     joined = copy.copy(caches[0])
     joined.layers = []
     for layers in zip(*(c.layers for c in caches)):
         layer = copy.copy(layers[0])
         for name in ("keys", "values"):
-            rows = []
-            for part in layers:
-                tensor = getattr(part, name)
-                gap = width - tensor.shape[-2]
-                if gap:
-                    zeros = tensor.new_zeros((*tensor.shape[:-2], gap, tensor.shape[-1]))
-                    tensor = torch.cat([tensor[..., :p, :], zeros, tensor[..., p:, :]], dim=-2)
-                rows.append(tensor)
-            setattr(layer, name, torch.cat(rows, dim=0))
+            parts = [getattr(part, name) for part in layers]
+            first = parts[0]
+            out = first.new_empty((sum(t.shape[0] for t in parts), *first.shape[1:-2], width, first.shape[-1]))
+            row = 0
+            for tensor in parts:  # each part written once into its rows: prefix, zeros, suffix
+                rows, gap = slice(row, row + tensor.shape[0]), width - tensor.shape[-2]
+                out[rows, ..., :p, :] = tensor[..., :p, :]
+                out[rows, ..., p:p + gap, :] = 0
+                out[rows, ..., p + gap:, :] = tensor[..., p:, :]
+                row += tensor.shape[0]
+            setattr(layer, name, out)
         joined.layers.append(layer)
     return joined
 
@@ -323,7 +323,8 @@ class Generator:
         device = self.device
         suffixes = [row.request.tokens[p:] for row in batch]
         mask = left_padded(suffixes, p, self.pad_id)[1].to(device)
-        logits, cache = self.prefill(suffixes, p, prefix_cache)
+        room = min(256, max(row.request.max_new_tokens for row in batch))  # positions kept for decoding
+        logits, cache = self.prefill(suffixes, p, prefix_cache, room=room)
         active = list(batch)
         next_pos = torch.tensor([[p + len(s)] for s in suffixes], dtype=torch.long, device=device)
         while True:
@@ -342,12 +343,13 @@ class Generator:
             next_pos = next_pos + 1
         return [GenOutput(tuple(row.tokens), row.text, row.finish) for row in batch]
 
-    def prefill(self, suffixes: Sequence[Sequence[int]], p: int, prefix_cache: Any) -> tuple[Any, Any]:
+    def prefill(self, suffixes: Sequence[Sequence[int]], p: int, prefix_cache: Any,
+                room: int = 256) -> tuple[Any, Any]:
         """Run the prompts' suffixes after the `p` prefix tokens: each row's last logits and the batch's KV cache.
 
         Rows (longest first) are run in parts whose padding stays under `_PAD_TOLERANCE` of their tokens; the
         parts' caches are then joined, left-padded with zeros, into the one cache the decoding steps extend (in
-        place: `decoding_cache`). The pads are masked, so a row's values are those of a padded batch, without
+        place, `room` positions at a time: `decoding_cache`). The pads are masked, so a row's values are those of a padded batch, without
         computing a padded batch's positions. Models whose cache layers are not plain (sliding-window layers) take one padded forward.
         """
         import torch
@@ -363,9 +365,9 @@ class Generator:
             caches.append(cache)
         self.stats.prompt_tokens_run += sum(len(s) for s in suffixes)
         if len(caches) == 1:
-            return logits[0], decoding_cache(caches[0])
+            return logits[0], decoding_cache(caches[0], room)
         self.stats.prefill_parts += len(caches)
-        return torch.cat(logits), decoding_cache(join_caches(caches, p))
+        return torch.cat(logits), decoding_cache(join_caches(caches, p), room)
 
     def forward(self, ids: Any, mask: Any, pos: Any, cache: Any) -> Any:
         """One forward over the cache; float32 logits of each row's last position."""

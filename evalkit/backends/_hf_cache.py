@@ -12,7 +12,7 @@ import functools
 import inspect
 from typing import Any
 
-__all__ = ["cache_argument", "decoding_cache", "drop_columns", "empty_cache", "expand_cache", "output_cache", "select_rows"]
+__all__ = ["ROOM", "cache_argument", "decoding_cache", "drop_columns", "empty_cache", "expand_cache", "output_cache", "select_rows"]
 
 
 def cache_argument(module: Any) -> str:
@@ -40,7 +40,10 @@ def empty_cache(config: Any) -> Any:
         return DynamicCache()
 
 
-def decoding_cache(cache: Any, room: int = 256) -> Any:
+ROOM = 256  # positions a decoding cache keeps free at most, at each growth
+
+
+def decoding_cache(cache: Any, room: int = ROOM) -> Any:
     """Make `cache` (after the prompt's forward) append each decoding step's keys and values into room kept free
     at the end of its full-attention layers (`room` more positions at every regrowth), instead of concatenating
     new tensors, which copies the whole cache on every token. Sliding-window layers stay as they are."""
@@ -61,7 +64,7 @@ def _growing_layer() -> Any:
         sets them to other tensors (row selection, joins, a shallow copy of the layer) makes the next update
         move them into a new store of their own, so a store is never written through two layers."""
 
-        room = 256
+        room = ROOM
         keys: Any
         values: Any
         _store: tuple[Any, ...] = ()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from evalkit.backends._hf_cache import (
+    ROOM,
     cache_argument,
     decoding_cache,
     empty_cache,
@@ -323,7 +324,7 @@ class Generator:
         device = self.device
         suffixes = [row.request.tokens[p:] for row in batch]
         mask = left_padded(suffixes, p, self.pad_id)[1].to(device)
-        room = min(256, max(row.request.max_new_tokens for row in batch))  # positions kept for decoding
+        room = min(ROOM, max(row.request.max_new_tokens for row in batch))  # what decoding can add
         logits, cache = self.prefill(suffixes, p, prefix_cache, room=room)
         active = list(batch)
         next_pos = torch.tensor([[p + len(s)] for s in suffixes], dtype=torch.long, device=device)
@@ -344,13 +345,14 @@ class Generator:
         return [GenOutput(tuple(row.tokens), row.text, row.finish) for row in batch]
 
     def prefill(self, suffixes: Sequence[Sequence[int]], p: int, prefix_cache: Any,
-                room: int = 256) -> tuple[Any, Any]:
+                room: int = ROOM) -> tuple[Any, Any]:
         """Run the prompts' suffixes after the `p` prefix tokens: each row's last logits and the batch's KV cache.
 
         Rows (longest first) are run in parts whose padding stays under `_PAD_TOLERANCE` of their tokens; the
         parts' caches are then joined, left-padded with zeros, into the one cache the decoding steps extend (in
-        place, `room` positions at a time: `decoding_cache`). The pads are masked, so a row's values are those of a padded batch, without
-        computing a padded batch's positions. Models whose cache layers are not plain (sliding-window layers) take one padded forward.
+        place, `room` positions at a time: `decoding_cache`). The pads are masked, so a row's values are those
+        of a padded batch, without computing a padded batch's positions. Models whose cache layers are not
+        plain (sliding-window layers) take one padded forward.
         """
         import torch
 

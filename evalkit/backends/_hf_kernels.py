@@ -16,8 +16,8 @@ checked token for token against unpacked generation in the tests and benchmarks.
 The packed copy costs the linear weights' memory once more, so `auto` packs only float32 models on CPU whose
 linear weights total at most `AUTO_LIMIT_BYTES`. One layer of each weight shape is checked against the stock
 kernel when packed (layers of one shape run the same oneDNN kernel): a PyTorch build whose oneDNN ops are
-missing or disagree leaves the model as it was. A weight changed after
-packing (a model evaluated between training steps) is noticed by its tensor's version counter and packed anew.
+missing or disagree leaves the model as it was. A weight changed after packing (a model evaluated between
+training steps) is noticed by its tensor's version counter and packed anew.
 """
 
 from __future__ import annotations

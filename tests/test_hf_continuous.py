@@ -230,3 +230,30 @@ def test_rows_leaving_a_growing_cache_move_down_in_its_store() -> None:
     layer, keys = grown(3)
     layer.batch_select_indices(torch.tensor([2, 0]))  # reordered rows: selected into a new tensor
     assert torch.equal(layer.keys, keys[[2, 0]]) and torch.equal(layer.values, -keys[[2, 0]])
+
+
+def test_joined_prefill_parts_decode_into_the_store_they_were_written_to() -> None:
+    import torch
+    from transformers import LlamaConfig
+
+    from evalkit.backends._hf_cache import empty_cache, expand_cache
+    from evalkit.backends._hf_generate import join_caches
+
+    config = LlamaConfig(num_hidden_layers=1, hidden_size=8, num_attention_heads=2, num_key_value_heads=1)
+    prefix = empty_cache(config)
+    shared = torch.randn(1, 1, 2, 4)
+    prefix.update(shared, -shared, 0)
+    parts, suffixes = [], [torch.randn(2, 1, 3, 4), torch.randn(1, 1, 1, 4)]
+    for suffix in suffixes:  # two prefill parts after a 2-token prefix: 3 and 1 suffix tokens
+        part = expand_cache(prefix, suffix.shape[0])
+        part.update(suffix, -suffix, 0)
+        parts.append(part)
+    layer = join_caches(parts, 2, room=4).layers[0]
+    store = layer._store[0].data_ptr()
+    assert layer._store[0].shape[-2] == 5 + 4  # width + room, allocated once
+    step = torch.randn(3, 1, 1, 4)
+    layer.update(step, -step)
+    assert layer._store[0].data_ptr() == store  # the first decoding step appends: no move to a new store
+    padded = torch.cat([suffixes[1].new_zeros(1, 1, 2, 4), suffixes[1]], dim=-2)  # left-padded to the widest
+    expected = torch.cat([shared.expand(3, -1, -1, -1), torch.cat([suffixes[0], padded]), step], dim=-2)
+    assert torch.equal(layer.keys, expected) and torch.equal(layer.values, -expected)

@@ -12,7 +12,7 @@ import functools
 import inspect
 from typing import Any
 
-__all__ = ["ROOM", "cache_argument", "decoding_cache", "drop_columns", "empty_cache", "expand_cache", "output_cache", "select_rows"]
+__all__ = ["ROOM", "adopt_store", "cache_argument", "decoding_cache", "drop_columns", "empty_cache", "expand_cache", "output_cache", "select_rows"]
 
 
 def cache_argument(module: Any) -> str:
@@ -112,6 +112,18 @@ def _growing_layer() -> Any:
             self._store = tuple(stores)
 
     return GrowingLayer
+
+
+def adopt_store(layer: Any, keys: Any, values: Any, length: int, room: int) -> None:
+    """Make `layer` a growing layer whose keys and values are the first `length` positions of the stores `keys`
+    and `values` (which keep `room` more): its next decoding steps append there, with no move to a new store."""
+    grower = _growing_layer()
+    if type(layer) is grower.__base__:
+        layer.__class__ = grower
+    layer.room = room
+    layer._store = (keys, values)
+    layer.keys, layer.values = keys[..., :length, :], values[..., :length, :]
+    layer._owner = (id(layer), layer.keys, layer.values)
 
 
 def expand_cache(cache: Any, n: int) -> Any:

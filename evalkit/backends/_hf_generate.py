@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from evalkit.backends._hf_cache import (
     ROOM,
+    adopt_store,
     cache_argument,
     decoding_cache,
     empty_cache,
@@ -193,26 +194,32 @@ def _plain_layers(cache: Any) -> bool:
     return layers is not None and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
 
 
-def join_caches(caches: Sequence[Any], p: int) -> Any:
-    """One cache of the rows of `caches` (batches run apart after a shared `p`-token prefix), each part's
-    suffix left-padded with zeros to the widest part's: the layout of one left-padded batch."""
+def join_caches(caches: Sequence[Any], p: int, room: int = ROOM) -> Any:
+    """One decoding cache of the rows of `caches` (batches run apart after a shared `p`-token prefix), each
+    part's suffix left-padded with zeros to the widest part's: the layout of one left-padded batch.
+
+    The parts are written once into stores that keep `room` positions free, which the joined layers own
+    (`adopt_store`): the first decoding step appends there instead of moving the whole cache again.
+    """
     width = max(c.layers[0].keys.shape[-2] for c in caches)
     joined = copy.copy(caches[0])
     joined.layers = []
     for layers in zip(*(c.layers for c in caches)):
         layer = copy.copy(layers[0])
+        stores = []
         for name in ("keys", "values"):
             parts = [getattr(part, name) for part in layers]
             first = parts[0]
-            out = first.new_empty((sum(t.shape[0] for t in parts), *first.shape[1:-2], width, first.shape[-1]))
+            out = first.new_empty((sum(t.shape[0] for t in parts), *first.shape[1:-2], width + room, first.shape[-1]))
             row = 0
             for tensor in parts:  # each part written once into its rows: prefix, zeros, suffix
                 rows, gap = slice(row, row + tensor.shape[0]), width - tensor.shape[-2]
                 out[rows, ..., :p, :] = tensor[..., :p, :]
                 out[rows, ..., p:p + gap, :] = 0
-                out[rows, ..., p + gap:, :] = tensor[..., p:, :]
+                out[rows, ..., p + gap:width, :] = tensor[..., p:, :]
                 row += tensor.shape[0]
-            setattr(layer, name, out)
+            stores.append(out)
+        adopt_store(layer, stores[0], stores[1], width, room)
         joined.layers.append(layer)
     return joined
 
@@ -369,7 +376,7 @@ class Generator:
         if len(caches) == 1:
             return logits[0], decoding_cache(caches[0], room)
         self.stats.prefill_parts += len(caches)
-        return torch.cat(logits), decoding_cache(join_caches(caches, p), room)
+        return torch.cat(logits), join_caches(caches, p, room)
 
     def forward(self, ids: Any, mask: Any, pos: Any, cache: Any) -> Any:
         """One forward over the cache; float32 logits of each row's last position."""

@@ -47,12 +47,17 @@ def decoding_cache(cache: Any, room: int = ROOM) -> Any:
     """Make `cache` (after the prompt's forward) append each decoding step's keys and values into room kept free
     at the end of its full-attention layers (`room` more positions at every regrowth), instead of concatenating
     new tensors, which copies the whole cache on every token. Sliding-window layers stay as they are."""
-    grower = _growing_layer()
     for layer in getattr(cache, "layers", []):
-        if type(layer) is grower.__base__:
-            layer.__class__ = grower
-            layer.room = room  # the instance's own, over the class default
+        _grow(layer, room)
     return cache
+
+
+def _grow(layer: Any, room: int) -> None:
+    """Turn a plain dynamic layer into a growing one keeping `room` free positions (other layers stay)."""
+    grower = _growing_layer()
+    if type(layer) is grower.__base__:
+        layer.__class__ = grower
+        layer.room = room  # the instance's own, over the class default
 
 
 @functools.cache
@@ -78,8 +83,7 @@ def _growing_layer() -> Any:
                 self._move((key_states, value_states), length, end + self.room)
             for store, new in zip(self._store, (key_states, value_states)):
                 store[..., length:end, :] = new
-            self.keys, self.values = self._store[0][..., :end, :], self._store[1][..., :end, :]
-            self._owner = (id(self), self.keys, self.values)
+            self.own(self._store, end)
             return self.keys, self.values
 
         def batch_select_indices(self, indices: Any) -> None:
@@ -94,8 +98,13 @@ def _growing_layer() -> Any:
                 for to, source in enumerate(kept):
                     if to != source:
                         store[to, ..., :length, :] = store[source, ..., :length, :]
-            self._store = tuple(store[:len(kept)] for store in self._store)
-            self.keys, self.values = self._store[0][..., :length, :], self._store[1][..., :length, :]
+            self.own(tuple(store[:len(kept)] for store in self._store), length)
+
+        def own(self, stores: tuple[Any, ...], length: int) -> None:
+            """Take `stores` (keys, values) as this layer's own, its keys and values their first `length`
+            positions: later updates append into the rest of them."""
+            self._store = stores
+            self.keys, self.values = stores[0][..., :length, :], stores[1][..., :length, :]
             self._owner = (id(self), self.keys, self.values)
 
         def _owns_views(self) -> bool:
@@ -117,13 +126,9 @@ def _growing_layer() -> Any:
 def adopt_store(layer: Any, keys: Any, values: Any, length: int, room: int) -> None:
     """Make `layer` a growing layer whose keys and values are the first `length` positions of the stores `keys`
     and `values` (which keep `room` more): its next decoding steps append there, with no move to a new store."""
-    grower = _growing_layer()
-    if type(layer) is grower.__base__:
-        layer.__class__ = grower
-    layer.room = room
-    layer._store = (keys, values)
-    layer.keys, layer.values = keys[..., :length, :], values[..., :length, :]
-    layer._owner = (id(layer), layer.keys, layer.values)
+    _grow(layer, room)
+    layer.room = room  # also when `layer` was growing already (a merge of running batches)
+    layer.own((keys, values), length)
 
 
 def expand_cache(cache: Any, n: int) -> Any:

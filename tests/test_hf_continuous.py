@@ -103,11 +103,11 @@ def test_an_error_reaches_the_callers_in_flight_and_the_next_call_runs(backend: 
     real = backend.generator.forward
     calls = {"n": 0}
 
-    def flaky(*args: Any) -> Any:
+    def flaky(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("out of memory (simulated)")
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(backend.generator, "forward", flaky)
     with pytest.raises(RuntimeError, match="simulated"):

@@ -32,7 +32,8 @@ __all__ = ["HFBackend", "create", "from_model", "rolling_windows"]
 _TRUE = ("1", "true", "yes", "on")
 _KNOWN_ARGS = {"dtype", "device", "revision", "trust_remote_code", "batch_size", "prefix_cache", "max_length",
                "add_bos_token", "seed", "hidden_size", "intermediate_size", "layers", "min_prefix",
-               "token_budget", "threads", "gen_batch", "peft", "peft_revision", "merge", "packed_decode"}
+               "token_budget", "threads", "gen_batch", "peft", "peft_revision", "merge", "packed_decode",
+               "prompt_lookup"}
 
 
 def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int,
@@ -110,7 +111,8 @@ class HFBackend(BackendBase):
         self.gen_batch = int(args.get("gen_batch", "32"))
         self.generator = Generator(self.model, self.tokenizer, pad_id=self.pad_id, rows_per_batch=self.gen_batch,
                                    token_budget=budget, prefix_cache=self.scorer.prefix_cache,
-                                   min_prefix=int(args.get("min_prefix", "8")), packing=packing)
+                                   min_prefix=int(args.get("min_prefix", "8")), packing=packing,
+                                   prompt_lookup=args.get("prompt_lookup", "true").lower() in _TRUE)
         self.truncated = 0
         self.scoring_seconds = 0.0
         self.progress: Callable[[int], None] | None = None

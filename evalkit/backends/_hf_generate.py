@@ -35,6 +35,7 @@ from evalkit.backends._hf_cache import (
     output_cache,
     select_rows,
 )
+from evalkit.backends._hf_draft import DRAFT_ROWS, MAX_DRAFT, STEP_POSITIONS, DraftState, accepted
 from evalkit.backends._hf_kernels import decoding_kernels, pack_linears
 from evalkit.backends._hf_scoring import _grouped_query_sdpa, left_padded
 from evalkit.backends._stops import cut_at_stop
@@ -87,6 +88,9 @@ class GenStats:
     batches: int = 0
     prefix_groups: int = 0
     prefill_parts: int = 0  # unpadded prefill parts joined into a batch's cache
+    draft_steps: int = 0  # decoding steps that checked prompt-lookup drafts
+    draft_tokens: int = 0  # draft tokens checked
+    draft_accepted: int = 0  # draft tokens the model's argmax agreed with
 
     def as_dict(self) -> dict[str, int]:
         return {f"gen_{k}": v for k, v in self.__dict__.items()}
@@ -235,6 +239,7 @@ class RowState:
     emitted: str = ""
     finish: str = ""
     text: str = ""
+    draft: DraftState = field(default_factory=DraftState)
 
 
 PACK_AFTER_STEPS = 32  # multi-row decoding steps before `packed_decode=auto` packs the weights
@@ -244,7 +249,8 @@ class Generator:
     """Runs `GenRow`s through a causal LM in prefix-shared, left-padded batches."""
 
     def __init__(self, model: Any, tokenizer: Any, *, pad_id: int, rows_per_batch: int, token_budget: int,
-                 prefix_cache: bool = True, min_prefix: int = 8, packing: str = "false") -> None:
+                 prefix_cache: bool = True, min_prefix: int = 8, packing: str = "false",
+                 prompt_lookup: bool = True) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.base = model.get_decoder()
@@ -258,6 +264,7 @@ class Generator:
         self.prefix_cache = prefix_cache
         self.min_prefix = max(1, min_prefix)
         self.joinable = _plain_layers(empty_cache(model.config))  # prefill parts can be joined (no sliding layers)
+        self.drafting = prompt_lookup and self.joinable  # masked-out rejected drafts would shift sliding windows
         self.stats = GenStats()
         self.packing = packing  # `pack_linears` mode still to apply ("" once applied): see `_pack_when_due`
         self.packed_layers = 0
@@ -335,20 +342,31 @@ class Generator:
         logits, cache = self.prefill(suffixes, p, prefix_cache, room=room)
         active = list(batch)
         next_pos = torch.tensor([[p + len(s)] for s in suffixes], dtype=torch.long, device=device)
+        news = [[t] for t in self.choose(logits, active)]  # each row's new tokens; the last is the next input
         while True:
-            chosen = self.choose(logits, active)
-            keep = [k for k, row in enumerate(active) if not self.advance(row, chosen[k], on_text)]
+            keep = [k for k, row in enumerate(active) if not self.advance_all(row, news[k], on_text)]
             if not keep:
                 break
             if len(keep) < len(active):
                 index = torch.tensor(keep, dtype=torch.long, device=device)
                 select_rows(cache, index)
-                mask, next_pos, chosen = mask[index], next_pos[index], [chosen[k] for k in keep]
+                mask, next_pos, news = mask[index], next_pos[index], [news[k] for k in keep]
                 active = [active[k] for k in keep]
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            step = torch.tensor([[t] for t in chosen], dtype=torch.long, device=device)
-            logits = self.forward(step, mask, next_pos, cache)
-            next_pos = next_pos + 1
+            drafts = self.drafts(active)
+            width = 1 + max(map(len, drafts))
+            ids = [[new[-1], *draft] + [self.pad_id] * (width - 1 - len(draft)) for new, draft in zip(news, drafts)]
+            mask = torch.cat([mask, mask.new_tensor([[1] * (1 + len(d)) + [0] * (width - 1 - len(d))
+                                                     for d in drafts])], dim=1)
+            step = torch.tensor(ids, dtype=torch.long, device=device)
+            logits = self.forward(step, mask, next_pos + torch.arange(width, device=device), cache, every=width > 1)
+            if width == 1:
+                news = [[t] for t in self.choose(logits, active)]
+                next_pos = next_pos + 1
+                continue
+            news = self.verify(logits, active, drafts)
+            for k, (new, draft) in enumerate(zip(news, drafts)):  # rejected draft positions: masked from now on
+                mask[k, mask.shape[1] - width + len(new):mask.shape[1] - width + 1 + len(draft)] = 0
+            next_pos = next_pos + next_pos.new_tensor([[len(new)] for new in news])
         return [GenOutput(tuple(row.tokens), row.text, row.finish) for row in batch]
 
     def prefill(self, suffixes: Sequence[Sequence[int]], p: int, prefix_cache: Any,
@@ -378,8 +396,8 @@ class Generator:
         self.stats.prefill_parts += len(caches)
         return torch.cat(logits), join_caches(caches, p, room)
 
-    def forward(self, ids: Any, mask: Any, pos: Any, cache: Any) -> Any:
-        """One forward over the cache; float32 logits of each row's last position."""
+    def forward(self, ids: Any, mask: Any, pos: Any, cache: Any, every: bool = False) -> Any:
+        """One forward over the cache; float32 logits of each row's last position (of every position: `every`)."""
         import torch
 
         if self.packing:
@@ -387,7 +405,7 @@ class Generator:
         with decoding_kernels():
             out = self.base(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                             **{self.cache_arg: cache})
-            logits = self.lm_head(out.last_hidden_state[:, -1]).float()
+            logits = self.lm_head(out.last_hidden_state if every else out.last_hidden_state[:, -1]).float()
         self.stats.forward_calls += 1
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
@@ -405,6 +423,34 @@ class Generator:
             self.wide_steps += 1
         if self.packing != "auto" or self.wide_steps >= PACK_AFTER_STEPS:
             self.packed_layers, self.packing = pack_linears(self.model, self.packing), ""
+
+    def drafts(self, active: list[RowState]) -> list[list[int]]:
+        """Each row's prompt-lookup draft for the next step ([] for sampled rows and when too many rows run)."""
+        if not self.drafting or len(active) > DRAFT_ROWS:
+            return [[] for _ in active]
+        cap = min(MAX_DRAFT, STEP_POSITIONS // len(active) - 1)
+        return [row.draft.propose(row.request.tokens, row.tokens, min(cap, row.request.max_new_tokens - len(row.tokens) - 1))
+                if row.request.temperature <= 0 else [] for row in active]
+
+    def verify(self, logits: Any, active: list[RowState], drafts: list[list[int]]) -> list[list[int]]:
+        """Each row's new tokens from a drafted step's logits (rows x positions x vocabulary): the greedy tokens
+        its draft let through, or one draw for a sampled row."""
+        argmax = logits.argmax(dim=-1).tolist()
+        news = []
+        for k, (row, draft) in enumerate(zip(active, drafts)):
+            if row.request.temperature > 0:
+                news.append([_sample(logits[k, 0], row.request, row.generator)])
+                continue
+            news.append(accepted(draft, argmax[k]))
+            row.draft.record(len(draft), len(news[-1]) - 1)
+            self.stats.draft_tokens += len(draft)
+            self.stats.draft_accepted += len(news[-1]) - 1
+        self.stats.draft_steps += 1
+        return news
+
+    def advance_all(self, row: RowState, tokens: list[int], on_text: OnText | None) -> bool:
+        """Append `tokens` to `row` in order until it finishes; True when it has."""
+        return any(self.advance(row, token, on_text) for token in tokens)
 
     def choose(self, logits: Any, active: list[RowState]) -> list[int]:
         """The next token of every active row: the argmax for greedy rows, a draw from its generator else."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evalkit.backends import load_backend
-from evalkit.backends._hf_draft import DraftState, accepted, lookup
+from evalkit.backends._hf_draft import Backoff, DraftState, accepted, lookup
 from evalkit.types import GenConfig, Message
 
 slow = pytest.mark.integration
@@ -39,13 +39,24 @@ def test_a_row_backs_off_after_misses_and_recovers_after_a_hit() -> None:
     waits = []
     for _ in range(3):
         state.record(3, 0)
-        waits.append(state.wait)
+        waits.append(state.backoff.wait)
         while state.propose(prompt, generated, 4) == []:
             pass
     assert waits == [1, 3, 7]
     state.record(3, 1)
     assert state.propose(prompt, generated, 4) == [1, 2, 3]  # a kept token resets the backoff
     assert state.propose(prompt, generated, 0) == []
+
+
+def test_the_batch_gate_closes_after_poor_drafts_and_reopens_after_its_wait() -> None:
+    gate = Backoff()
+    assert gate.ready()
+    gate.record(False)
+    assert [gate.ready() for _ in range(2)] == [False, True]
+    gate.record(False)
+    assert [gate.ready() for _ in range(4)] == [False, False, False, True]
+    gate.record(True)
+    assert gate.ready() and gate.misses == 0
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +131,22 @@ def test_smollm2_copies_an_option_in_fewer_forwards_with_the_same_tokens() -> No
     assert drafted[2].finish_reasons == ("length",) and drafted[2].usage.completion_tokens == 11  # cut mid-draft
     assert stats.draft_accepted - kept >= 10
     assert stats.forward_calls - before < plain_forwards / 2
+
+
+@slow
+def test_smollm2_rows_copying_options_draft_together_in_wide_steps() -> None:
+    backend = load_backend("smollm2", {"threads": "2"})
+    layers = ["物理层", "数据链路层", "网络层", "传输层", "会话层", "应用层"]
+    prompts = [_CHOICES.replace("传输层，它保证数据按序可靠地交付", f"{layer}，它负责第{i + 1}类功能的实现")
+               for i, layer in enumerate(layers)]  # six rows: a wide step, more than DRAFT_ROWS
+    configs = [GenConfig(max_tokens=24, stop=("\n",))] * len(prompts)
+    stats = backend.generator.stats
+    before = stats.forward_calls
+    plain = _generate(backend, prompts, configs, drafting=False)
+    plain_forwards = stats.forward_calls - before
+    before, kept = stats.forward_calls, stats.draft_accepted
+    drafted = _generate(backend, prompts, configs, drafting=True)
+    assert drafted == plain
+    assert [c.text.strip() for c in drafted] == layers  # every row copied its option's name
+    assert stats.draft_accepted - kept >= 20
+    assert stats.forward_calls - before <= plain_forwards / 2

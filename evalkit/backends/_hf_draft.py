@@ -10,10 +10,14 @@ row takes, never its tokens (up to the last bits of float rounding, which differ
 position and one of several; tests and benchmarks check the tokens against plain decoding).
 
 A step of a few rows is bound by reading the weights, not by arithmetic: on SmolLM2 on one CPU core, a row's
-step costs 82 ms with one position and 139 ms with eight. Drafts are therefore proposed only when at most
-`DRAFT_ROWS` rows are decoding (the tail of a batch, where the long answers finish alone) and a step holds at
-most `STEP_POSITIONS` positions. A row whose draft was wholly rejected waits 1, 3, 7, ... steps before its
-next one, so free text that seldom repeats its prompt loses little.
+step costs 82 ms with one position and 139 ms with eight. Once at most `DRAFT_ROWS` rows are decoding (the
+tail of a batch, where the long answers finish alone), each row drafts on its own, in steps of at most
+`STEP_POSITIONS` positions; a row whose draft was wholly rejected waits 1, 3, 7, ... steps before its next one,
+so free text that seldom repeats its prompt loses little. A wider step (up to `WIDE_POSITIONS` positions)
+costs every row while only the longest answer bounds the batch, so its drafts must pay as a whole: after such a
+step that kept fewer than half of its draft tokens, the batch drafts no wide step for 1, 3, 7, ... steps. That
+is how copied answers (every row repeating an option) finish together in a few wide steps, while a batch of
+free-form answers drafts only a handful of times.
 
 This is the technique of `prompt_lookup_num_tokens` in transformers' `generate` and of vLLM's n-gram
 speculative decoding; the matching here (the latest occurrence of the longest suffix of up to `MAX_NGRAM`
@@ -25,10 +29,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["DRAFT_ROWS", "MAX_DRAFT", "MAX_NGRAM", "STEP_POSITIONS", "accepted", "lookup"]
+__all__ = ["DRAFT_ROWS", "MAX_DRAFT", "MAX_NGRAM", "STEP_POSITIONS", "WIDE_POSITIONS", "Backoff", "DraftState",
+           "accepted", "lookup", "step_cap"]
 
-DRAFT_ROWS = 4  # decoding rows at most for a step to carry drafts
-STEP_POSITIONS = 16  # rows x positions of a drafting step at most
+DRAFT_ROWS = 4  # rows at most of a step whose rows draft on their own backoff alone
+STEP_POSITIONS = 16  # rows x positions of such a step at most
+WIDE_POSITIONS = 48  # rows x positions at most of a step of more rows, drafted while the batch's drafts pay
 MAX_DRAFT = 8  # draft tokens of one row at most
 MAX_NGRAM = 3  # longest suffix looked up
 MAX_WAIT = 64  # steps a row waits at most after repeated misses
@@ -79,25 +85,56 @@ def accepted(draft: Sequence[int], argmax: Sequence[int]) -> list[int]:
     return tokens
 
 
-class DraftState:
-    """A row's drafting state: its prompt as an array (built once) and the backoff after misses."""
+class Backoff:
+    """Waits 1, 3, 7, ... steps (at most `MAX_WAIT`) after consecutive misses; a hit ends the waiting."""
 
-    __slots__ = ("misses", "prompt", "wait")
+    __slots__ = ("misses", "wait")
+
+    def __init__(self) -> None:
+        self.misses = 0
+        self.wait = 0
+
+    def ready(self) -> bool:
+        """Whether this step may draft (a step asked while waiting counts towards the wait)."""
+        if self.wait > 0:
+            self.wait -= 1
+            return False
+        return True
+
+    def record(self, hit: bool) -> None:
+        if hit:
+            self.misses = 0
+        else:
+            self.misses += 1
+            self.wait = min(MAX_WAIT, 2 ** self.misses - 1)
+
+
+def step_cap(rows: int) -> int:
+    """Draft tokens each row may carry in a decoding step of `rows` rows (0: the step does not draft).
+
+    Examples:
+        >>> [step_cap(rows) for rows in (1, 2, 4, 5, 8, 16, 24, 32)]
+        [8, 7, 3, 8, 5, 2, 1, 0]
+    """
+    positions = STEP_POSITIONS if rows <= DRAFT_ROWS else WIDE_POSITIONS
+    return max(0, min(MAX_DRAFT, positions // rows - 1))
+
+
+class DraftState:
+    """A row's drafting state: its prompt as an array (built once) and its backoff after misses."""
+
+    __slots__ = ("backoff", "prompt")
 
     def __init__(self) -> None:
         self.prompt: Any = None
-        self.wait = 0
-        self.misses = 0
+        self.backoff = Backoff()
 
     def propose(self, prompt: Sequence[int], generated: Sequence[int], limit: int) -> list[int]:
         """A draft of at most `limit` tokens for a row with `prompt` and `generated` so far (its pending token
         last), or [] while it waits after a miss."""
         import numpy as np
 
-        if limit <= 0:
-            return []
-        if self.wait > 0:
-            self.wait -= 1
+        if limit <= 0 or not self.backoff.ready():
             return []
         if self.prompt is None:
             self.prompt = np.asarray(prompt, dtype=np.int64)
@@ -105,11 +142,6 @@ class DraftState:
         return lookup(context, limit)
 
     def record(self, drafted: int, taken: int) -> None:
-        """After a step that checked `drafted` draft tokens and kept `taken` of them."""
-        if drafted == 0:
-            return
-        if taken == 0:
-            self.misses += 1
-            self.wait = min(MAX_WAIT, 2 ** self.misses - 1)
-        else:
-            self.misses = 0
+        """After a step that checked `drafted` draft tokens of this row and kept `taken` of them."""
+        if drafted:
+            self.backoff.record(taken > 0)

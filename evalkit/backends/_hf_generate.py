@@ -35,7 +35,7 @@ from evalkit.backends._hf_cache import (
     output_cache,
     select_rows,
 )
-from evalkit.backends._hf_draft import DRAFT_ROWS, MAX_DRAFT, STEP_POSITIONS, DraftState, accepted
+from evalkit.backends._hf_draft import DRAFT_ROWS, Backoff, DraftState, accepted, step_cap
 from evalkit.backends._hf_kernels import decoding_kernels, pack_linears
 from evalkit.backends._hf_scoring import _grouped_query_sdpa, left_padded
 from evalkit.backends._stops import cut_at_stop
@@ -343,6 +343,7 @@ class Generator:
         active = list(batch)
         next_pos = torch.tensor([[p + len(s)] for s in suffixes], dtype=torch.long, device=device)
         news = [[t] for t in self.choose(logits, active)]  # each row's new tokens; the last is the next input
+        gate = Backoff()  # the batch's drafting in steps of more than DRAFT_ROWS rows
         while True:
             keep = [k for k, row in enumerate(active) if not self.advance_all(row, news[k], on_text)]
             if not keep:
@@ -352,7 +353,7 @@ class Generator:
                 select_rows(cache, index)
                 mask, next_pos, news = mask[index], next_pos[index], [news[k] for k in keep]
                 active = [active[k] for k in keep]
-            drafts = self.drafts(active)
+            drafts = self.drafts(active, gate)
             width = 1 + max(map(len, drafts))
             ids = [[new[-1], *draft] + [self.pad_id] * (width - 1 - len(draft)) for new, draft in zip(news, drafts)]
             mask = torch.cat([mask, mask.new_tensor([[1] * (1 + len(d)) + [0] * (width - 1 - len(d))
@@ -363,7 +364,7 @@ class Generator:
                 news = [[t] for t in self.choose(logits, active)]
                 next_pos = next_pos + 1
                 continue
-            news = self.verify(logits, active, drafts)
+            news = self.verify(logits, active, drafts, gate)
             for k, (new, draft) in enumerate(zip(news, drafts)):  # rejected draft positions: masked from now on
                 mask[k, mask.shape[1] - width + len(new):mask.shape[1] - width + 1 + len(draft)] = 0
             next_pos = next_pos + next_pos.new_tensor([[len(new)] for new in news])
@@ -424,17 +425,19 @@ class Generator:
         if self.packing != "auto" or self.wide_steps >= PACK_AFTER_STEPS:
             self.packed_layers, self.packing = pack_linears(self.model, self.packing), ""
 
-    def drafts(self, active: list[RowState]) -> list[list[int]]:
-        """Each row's prompt-lookup draft for the next step ([] for sampled rows and when too many rows run)."""
-        if not self.drafting or len(active) > DRAFT_ROWS:
+    def drafts(self, active: list[RowState], gate: Backoff) -> list[list[int]]:
+        """Each row's prompt-lookup draft for the next step ([] for sampled rows, and for every row when the
+        step is too wide, or wider than `DRAFT_ROWS` rows while the batch's `gate` waits after poor drafts)."""
+        cap = step_cap(len(active)) if self.drafting else 0
+        if cap == 0 or (len(active) > DRAFT_ROWS and not gate.ready()):
             return [[] for _ in active]
-        cap = min(MAX_DRAFT, STEP_POSITIONS // len(active) - 1)
         return [row.draft.propose(row.request.tokens, row.tokens, min(cap, row.request.max_new_tokens - len(row.tokens) - 1))
                 if row.request.temperature <= 0 else [] for row in active]
 
-    def verify(self, logits: Any, active: list[RowState], drafts: list[list[int]]) -> list[list[int]]:
+    def verify(self, logits: Any, active: list[RowState], drafts: list[list[int]], gate: Backoff) -> list[list[int]]:
         """Each row's new tokens from a drafted step's logits (rows x positions x vocabulary): the greedy tokens
-        its draft let through, or one draw for a sampled row."""
+        its draft let through, or one draw for a sampled row. A step of more than `DRAFT_ROWS` rows in which
+        less than half the draft tokens held closes the batch's `gate` for a while."""
         argmax = logits.argmax(dim=-1).tolist()
         news = []
         for k, (row, draft) in enumerate(zip(active, drafts)):
@@ -443,9 +446,12 @@ class Generator:
                 continue
             news.append(accepted(draft, argmax[k]))
             row.draft.record(len(draft), len(news[-1]) - 1)
-            self.stats.draft_tokens += len(draft)
-            self.stats.draft_accepted += len(news[-1]) - 1
+        drafted, taken = sum(map(len, drafts)), sum(map(len, news)) - len(news)
+        if len(active) > DRAFT_ROWS:
+            gate.record(2 * taken >= drafted)
         self.stats.draft_steps += 1
+        self.stats.draft_tokens += drafted
+        self.stats.draft_accepted += taken
         return news
 
     def advance_all(self, row: RowState, tokens: list[int], on_text: OnText | None) -> bool:

@@ -13,6 +13,9 @@
 * Every row stops on its own: an EOS token, one of its stop strings (found in the decoded text), or its own
   `max_new_tokens`. Finished rows leave the batch (their KV rows are dropped) so long answers do not drag
   short ones along.
+* Greedy rows may carry prompt-lookup drafts (`_hf_draft`): tokens guessed from their own prompt, checked in
+  the same forward as the row's next token. The argmax decides what stands, so tokens are those of one-token
+  steps; answers that copy their prompt finish in a few steps.
 * Greedy rows take the float32 argmax. Sampled rows draw from their own `torch.Generator` seeded with the
   row's `seed`, so a sample does not depend on which other rows share its batch. The model's
   `generation_config` contributes only its EOS ids (no repetition penalty or other processors).

@@ -73,6 +73,17 @@ def _generate(backend: Any, prompts: list[str], configs: list[GenConfig], *, dra
         backend.gen_batch, backend.generator.drafting = 32, True
 
 
+def _both(backend: Any, prompts: list[str], configs: list[GenConfig]) -> tuple[list[Any], list[Any], int, int, int]:
+    """Plain and drafted outputs, the forwards each took, and the draft tokens the drafted run kept."""
+    stats = backend.generator.stats
+    before = stats.forward_calls
+    plain = _generate(backend, prompts, configs, drafting=False)
+    plain_forwards = stats.forward_calls - before
+    before, kept = stats.forward_calls, stats.draft_accepted
+    drafted = _generate(backend, prompts, configs, drafting=True)
+    return plain, drafted, plain_forwards, stats.forward_calls - before, stats.draft_accepted - kept
+
+
 @slow
 def test_drafts_change_no_token_of_greedy_or_sampled_rows(tiny: Any) -> None:
     # the random Llama repeats itself, so its own output feeds the lookup; rows are cut at different lengths
@@ -120,17 +131,12 @@ def test_smollm2_copies_an_option_in_fewer_forwards_with_the_same_tokens() -> No
                 "Again: Monday,")]
     configs = [GenConfig(max_tokens=24, stop=("\n",)), GenConfig(max_tokens=30), GenConfig(max_tokens=11)]
     reference = _generate(backend, prompts, configs, drafting=False, gen_batch=1)
-    stats = backend.generator.stats
-    before = stats.forward_calls
-    plain = _generate(backend, prompts, configs, drafting=False)
-    plain_forwards = stats.forward_calls - before
-    before, kept = stats.forward_calls, stats.draft_accepted
-    drafted = _generate(backend, prompts, configs, drafting=True)
+    plain, drafted, plain_forwards, drafted_forwards, kept = _both(backend, prompts, configs)
     assert drafted == plain == reference
     assert "传输层" in drafted[0].text and drafted[0].finish_reasons == ("stop",)  # the option's text, to its end
     assert drafted[2].finish_reasons == ("length",) and drafted[2].usage.completion_tokens == 11  # cut mid-draft
-    assert stats.draft_accepted - kept >= 10
-    assert stats.forward_calls - before < plain_forwards / 2
+    assert kept >= 10
+    assert drafted_forwards < plain_forwards / 2
 
 
 @slow
@@ -140,13 +146,8 @@ def test_smollm2_rows_copying_options_draft_together_in_wide_steps() -> None:
     prompts = [_CHOICES.replace("传输层，它保证数据按序可靠地交付", f"{layer}，它负责第{i + 1}类功能的实现")
                for i, layer in enumerate(layers)]  # six rows: a wide step, more than DRAFT_ROWS
     configs = [GenConfig(max_tokens=24, stop=("\n",))] * len(prompts)
-    stats = backend.generator.stats
-    before = stats.forward_calls
-    plain = _generate(backend, prompts, configs, drafting=False)
-    plain_forwards = stats.forward_calls - before
-    before, kept = stats.forward_calls, stats.draft_accepted
-    drafted = _generate(backend, prompts, configs, drafting=True)
+    plain, drafted, plain_forwards, drafted_forwards, kept = _both(backend, prompts, configs)
     assert drafted == plain
     assert [c.text.strip() for c in drafted] == layers  # every row copied its option's name
-    assert stats.draft_accepted - kept >= 20
-    assert stats.forward_calls - before <= plain_forwards / 2
+    assert kept >= 20
+    assert drafted_forwards <= plain_forwards / 2

@@ -134,8 +134,11 @@ def test_the_block_is_per_thread_and_nests() -> None:
 def test_packed_decoding_changes_no_token_and_waits_until_decoding_has_run_long_enough() -> None:
     from evalkit.backends._hf_generate import PACK_AFTER_STEPS
 
-    packed = load_backend("tiny-llama", {"seed": "5", "max_length": "512"})
-    stock = load_backend("tiny-llama", {"seed": "5", "max_length": "512", "packed_decode": "false"})
+    # without drafts: the random Llama repeats itself, so drafted steps (several positions, stock kernels) would
+    # finish its rows before PACK_AFTER_STEPS one-position steps had run
+    plain = {"seed": "5", "max_length": "512", "prompt_lookup": "false"}
+    packed = load_backend("tiny-llama", plain)
+    stock = load_backend("tiny-llama", {**plain, "packed_decode": "false"})
     prompts = ["Once upon a time", "The capital of France is", "1, 2, 3, 4,", "Hello there, friend"]
     packed.loglikelihood([LoglikelihoodRequest("Once upon", " a time")])
     assert packed.generator.packed_layers == 0  # scoring alone never packs

@@ -104,6 +104,25 @@ def test_drafts_change_no_token_of_greedy_or_sampled_rows(tiny: Any) -> None:
 
 
 @slow
+def test_a_sliding_window_model_never_drafts(tiny: Any) -> None:
+    # rejected drafts stay in the cache, masked; a window counting cache positions would then see less context
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from evalkit.backends import hf_backend
+
+    torch.manual_seed(0)
+    config = MistralConfig(vocab_size=len(tiny.tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, sliding_window=16)
+    windowed = hf_backend(MistralForCausalLM(config), tiny.tokenizer)
+    assert windowed.generator.drafting is False
+    outputs = windowed.generate_many(["A B C A B C A B"] * 2, [GenConfig(max_tokens=24)] * 2, templated=False)
+    assert [c.usage.completion_tokens for c in outputs] == [24, 24]
+    assert windowed.generator.stats.draft_steps == 0 and windowed.generator.stats.forward_calls >= 24
+    assert tiny.generator.drafting is True  # the same code with full-attention layers does draft
+
+
+@slow
 def test_a_stop_string_right_after_a_rejected_draft_ends_the_row_there(tiny: Any) -> None:
     # the random Llama says " time" ten times, then "ivar": the draft of more " time"s is cut there
     free = _generate(tiny, ["Once upon a time"], [GenConfig(max_tokens=16)], drafting=False)[0]

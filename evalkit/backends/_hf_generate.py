@@ -362,14 +362,12 @@ class Generator:
             mask = torch.cat([mask, mask.new_tensor([[1] * (1 + len(d)) + [0] * (width - 1 - len(d))
                                                      for d in drafts])], dim=1)
             step = torch.tensor(ids, dtype=torch.long, device=device)
-            logits = self.forward(step, mask, next_pos + torch.arange(width, device=device), cache, every=width > 1)
-            if width == 1:
-                news = [[t] for t in self.choose(logits, active)]
-                next_pos = next_pos + 1
-                continue
+            logits = self.forward(step, mask, next_pos + torch.arange(width, device=device), cache, every=True)
             news = self.verify(logits, active, drafts, gate)
+            start = mask.shape[1] - width  # this step's first column
             for k, (new, draft) in enumerate(zip(news, drafts)):  # rejected draft positions: masked from now on
-                mask[k, mask.shape[1] - width + len(new):mask.shape[1] - width + 1 + len(draft)] = 0
+                if len(new) <= len(draft):
+                    mask[k, start + len(new):start + 1 + len(draft)] = 0
             next_pos = next_pos + next_pos.new_tensor([[len(new)] for new in news])
         return [GenOutput(tuple(row.tokens), row.text, row.finish) for row in batch]
 
@@ -438,18 +436,19 @@ class Generator:
                 if row.request.temperature <= 0 else [] for row in active]
 
     def verify(self, logits: Any, active: list[RowState], drafts: list[list[int]], gate: Backoff) -> list[list[int]]:
-        """Each row's new tokens from a drafted step's logits (rows x positions x vocabulary): the greedy tokens
-        its draft let through, or one draw for a sampled row. A step of more than `DRAFT_ROWS` rows in which
-        less than half the draft tokens held closes the batch's `gate` for a while."""
+        """Each row's new tokens from a decoding step's logits (rows x positions x vocabulary): its next token
+        (`choose`) and, for a greedy row, the draft tokens the argmax let through with the argmax after them.
+        A step of more than `DRAFT_ROWS` rows in which less than half the draft tokens held closes the batch's
+        `gate` for a while."""
+        firsts = self.choose(logits[:, 0], active)
+        drafted = sum(map(len, drafts))
+        if not drafted:
+            return [[t] for t in firsts]
         argmax = logits.argmax(dim=-1).tolist()
-        news = []
-        for k, (row, draft) in enumerate(zip(active, drafts)):
-            if row.request.temperature > 0:
-                news.append([_sample(logits[k, 0], row.request, row.generator)])
-                continue
-            news.append(accepted(draft, argmax[k]))
-            row.draft.record(len(draft), len(news[-1]) - 1)
-        drafted, taken = sum(map(len, drafts)), sum(map(len, news)) - len(news)
+        news = [accepted(draft, argmax[k]) if draft else [firsts[k]] for k, draft in enumerate(drafts)]
+        for row, draft, new in zip(active, drafts, news):
+            row.draft.record(len(draft), len(new) - 1)
+        taken = sum(map(len, news)) - len(news)
         if len(active) > DRAFT_ROWS:
             gate.record(2 * taken >= drafted)
         self.stats.draft_steps += 1
